@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -39,8 +40,6 @@ def no_leaks() -> Iterator[None]:
     if not wait_until(no_new_children, timeout=5.0):
         extra = [p for p in child_processes() if p.pid not in children_before]
         for proc in extra:
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.kill()
-            except psutil.Error:
-                pass
         pytest.fail(f"leaked child processes: {[(p.pid, p.name()) for p in extra]}")
