@@ -1,0 +1,860 @@
+"""Detection: what a log line means (level, tags, priority, errors, builds, tests, URLs).
+
+The rules live in ``rules.toml`` beside this module (loaded with :mod:`tomllib`) and can be
+extended by the user's configuration through ``Detector(extra_rules=...)``. Detection
+looks only at the ANSI-stripped text and never at more than ``max_detect_chars`` of a
+line, so a 10 MB line costs no more than a short one.
+
+Speed: a batch of lines is joined, lower-cased and scanned once per distinct *trigger*
+substring; only the few lines containing a trigger (or following an open error) are looked
+at one by one. Plain lines therefore cost a few nanoseconds per character in C.
+
+This module is *not* a parser for every stack-trace format in existence: it recognises the
+common ones (JavaScript/Node, TypeScript, React/Next/Vite, Python, Go, Rust, Java, ESLint,
+network errors) and lets users add their own rules.
+
+Thread safety: TS. A :class:`Detector` guards its per-process error-grouping state with
+its own lock, never held while calling out.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib.resources
+import itertools
+import re
+import threading
+import time
+import tomllib
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from brummer.contracts import ThreadSafety, contract
+from brummer.errors import BrummerError, ErrorCode
+from brummer.logs.model import _ANSI, ErrorGroup, LogLevel
+
+__all__ = [
+    "Classification",
+    "DetectionRule",
+    "Detector",
+    "Finding",
+    "detect_urls",
+    "load_rules",
+    "strip_ansi",
+]
+
+_COMPONENT = "logs"
+
+_URL = re.compile(
+    r"\b(?:https?|wss?)://"
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._~%-]*[A-Za-z0-9])?|[A-Za-z0-9])"
+    r"(?::\d{1,5})?"
+    r"(?:[/?#][^\s\"'<>`\x1b]*)?"
+)
+_URL_TRAILING = ".,;:!?'\"*"
+_LOCAL_HOSTS = {"0.0.0.0": "localhost", "[::]": "localhost", "[::0]": "localhost"}  # noqa: S104
+_COUNTS = re.compile(
+    r"(\d+)\s+(passed|passing|failed|failing|skipped|pending|todo|ignored|errors?|total)\b",
+    re.IGNORECASE,
+)
+_TOTAL_PAREN = re.compile(r"\((\d+)\)")
+_NORMALISE = re.compile(r"0x[0-9a-fA-F]+|\d+")
+_PYTHON_END = re.compile(r"^(?P<kind>[A-Za-z_][\w.]*)(?::\s*(?P<message>.*))?$")
+
+LEVEL_PRIORITY: Mapping[LogLevel, int] = {
+    LogLevel.DEBUG: 0,
+    LogLevel.INFO: 10,
+    LogLevel.WARNING: 30,
+    LogLevel.ERROR: 50,
+    LogLevel.CRITICAL: 70,
+}
+STDERR_PRIORITY = 5
+_SECTIONS = ("level", "tag", "error", "continuation", "build", "test")
+_STYLES = ("single", "stack", "python")
+
+
+@contract(ThreadSafety.TS)
+def strip_ansi(text: str) -> str:
+    """Return ``text`` without ANSI escape sequences (colours, cursor moves, OSC links).
+
+    Thread safety: TS. Pure.
+    """
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
+@contract(ThreadSafety.TS)
+def detect_urls(text: str) -> list[str]:
+    """Find http, https, ws and wss URLs in ``text`` (ANSI codes ignored).
+
+    Thread safety: TS. Pure.
+
+    Trailing punctuation is trimmed (and a closing bracket unless the URL opened one),
+    ``0.0.0.0`` and ``[::]`` become ``localhost``, an empty port (``http://host:``) is
+    dropped, IPv6 literals such as ``[::1]`` are kept. Each URL appears once, in order.
+    """
+    plain = strip_ansi(text)
+    if "://" not in plain:
+        return []
+    seen: dict[str, None] = {}
+    for match in _URL.finditer(plain):
+        url = _trim_url(match.group(0))
+        if url:
+            seen.setdefault(url, None)
+    return list(seen)
+
+
+def _trim_url(url: str) -> str:
+    while url:
+        last = url[-1]
+        if last in _URL_TRAILING:
+            url = url[:-1]
+        elif last in ")]}" and url.count({")": "(", "]": "[", "}": "{"}[last]) < url.count(last):
+            url = url[:-1]
+        else:
+            break
+    scheme, _, rest = url.partition("://")
+    if not rest:
+        return ""
+    host_end = len(rest)
+    for sep in "/?#":
+        pos = rest.find(sep)
+        if pos != -1:
+            host_end = min(host_end, pos)
+    authority, path = rest[:host_end], rest[host_end:]
+    if authority.startswith("["):
+        host, _, port = authority[1:].partition("]")
+        host = f"[{host}]"
+        port = port.removeprefix(":")
+    else:
+        host, _, port = authority.partition(":")
+    host = _LOCAL_HOSTS.get(host, host)
+    if not host:
+        return ""
+    return f"{scheme}://{host}{':' + port if port else ''}{path}"
+
+
+@contract(ThreadSafety.TS)
+@attrs.frozen
+class DetectionRule:
+    """One compiled detection rule (see ``rules.toml`` for the meaning of each field).
+
+    Thread safety: TS (immutable).
+    """
+
+    section: str
+    name: str
+    triggers: tuple[str, ...]
+    pattern: re.Pattern[str]
+    level: LogLevel | None = None
+    unless: re.Pattern[str] | None = None
+    tags: tuple[str, ...] = ()
+    priority: int = 0
+    kind: str = ""
+    language: str = ""
+    style: str = "single"
+    status: str = ""
+
+
+@contract(ThreadSafety.TS)
+@attrs.frozen
+class Classification:
+    """Level, tags and priority of one line, as detection decided from its content.
+
+    Thread safety: TS (immutable).
+    """
+
+    level: LogLevel = LogLevel.INFO
+    tags: tuple[str, ...] = ()
+    priority: int = LEVEL_PRIORITY[LogLevel.INFO]
+
+
+@contract(ThreadSafety.TS)
+@attrs.frozen
+class Finding:
+    """Something detection found that is worth an event (``kind`` is an EventType value).
+
+    Thread safety: TS (immutable).
+
+    ``kind`` is one of ``"error.detected"``, ``"build.event"``, ``"test.passed"``,
+    ``"test.failed"`` or ``"url.detected"``; ``data`` is the event payload.
+    """
+
+    kind: str
+    process_id: str
+    data: Mapping[str, Any]
+
+
+@attrs.frozen
+class _Settings:
+    max_detect_chars: int = 4096
+    max_group_lines: int = 50
+    max_group_line_chars: int = 500
+    group_idle_seconds: float = 1.0
+
+
+@attrs.frozen
+class _RuleSet:
+    settings: _Settings
+    rules: tuple[DetectionRule, ...]
+
+
+def _bad_rule(where: str, message: str) -> BrummerError:
+    return BrummerError(
+        _COMPONENT,
+        ErrorCode.INVALID_ARGUMENT,
+        f"detection rule {where}: {message}",
+        hint="fix the rule in your config; see brummer/logs/rules.toml for the format",
+    )
+
+
+def _compile_rule(section: str, raw: Mapping[str, Any], index: int) -> DetectionRule:
+    name = raw.get("name", f"{section}-{index}")
+    where = f"[[{section}]] {name!r}"
+    if not isinstance(name, str) or not name:
+        raise _bad_rule(where, "name must be a non-empty string")
+    pattern = raw.get("pattern")
+    if not isinstance(pattern, str) or not pattern:
+        raise _bad_rule(where, "pattern must be a non-empty regex string")
+    flags = re.IGNORECASE if raw.get("ignore_case", True) else 0
+    try:
+        compiled = re.compile(pattern, flags)
+        unless_raw = raw.get("unless")
+        unless = re.compile(unless_raw, flags) if isinstance(unless_raw, str) else None
+    except re.error as exc:
+        raise _bad_rule(where, f"regex does not compile: {exc}") from exc
+    triggers_raw = raw.get("triggers", [])
+    if section != "continuation":
+        if (
+            not isinstance(triggers_raw, list)
+            or not triggers_raw
+            or not all(isinstance(t, str) and t for t in triggers_raw)
+        ):
+            raise _bad_rule(where, "triggers must be a non-empty list of non-empty strings")
+    triggers = tuple(t.lower() for t in triggers_raw) if isinstance(triggers_raw, list) else ()
+    level: LogLevel | None = None
+    if "level" in raw:
+        try:
+            level = LogLevel[str(raw["level"]).upper()]
+        except KeyError as exc:
+            raise _bad_rule(where, f"unknown level {raw['level']!r}") from exc
+    elif section == "level":
+        raise _bad_rule(where, "a [[level]] rule needs level = DEBUG|INFO|WARNING|ERROR|CRITICAL")
+    tags = raw.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise _bad_rule(where, "tags must be a list of strings")
+    style = raw.get("style", "single")
+    if style not in _STYLES:
+        raise _bad_rule(where, f"style must be one of {_STYLES}")
+    priority = raw.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise _bad_rule(where, "priority must be an integer")
+    return DetectionRule(
+        section=section,
+        name=name,
+        triggers=triggers,
+        pattern=compiled,
+        level=level,
+        unless=unless,
+        tags=tuple(tags),
+        priority=priority,
+        kind=str(raw.get("kind", "")),
+        language=str(raw.get("language", "")),
+        style=style,
+        status=str(raw.get("status", "")),
+    )
+
+
+def _read_toml(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(source, Mapping):
+        return source
+    path = Path(source)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise BrummerError(
+            _COMPONENT,
+            ErrorCode.NOT_FOUND,
+            f"cannot read detection rules from {path}: {exc.strerror}",
+            hint="check the path of the rules file in your config",
+            cause=exc,
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise BrummerError(
+            _COMPONENT,
+            ErrorCode.INVALID_ARGUMENT,
+            f"detection rules in {path} are not valid TOML: {exc}",
+            hint="fix the TOML syntax; see brummer/logs/rules.toml for the format",
+            cause=exc,
+        ) from exc
+
+
+def _builtin_rules() -> Mapping[str, Any]:
+    text = importlib.resources.files("brummer.logs").joinpath("rules.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+@contract(ThreadSafety.TS)
+def load_rules(
+    extra: str | Path | Mapping[str, Any] | Sequence[str | Path | Mapping[str, Any]] | None = None,
+) -> tuple[DetectionRule, ...]:
+    """Compile the built-in rules plus ``extra`` (TOML paths or already-parsed mappings).
+
+    Thread safety: TS. Pure apart from reading files.
+
+    A rule in ``extra`` with the same section and name as an earlier one replaces it;
+    other rules are appended (for ``[[error]]``, placed before the built-in ones so a
+    user's specific rule wins).
+
+    Raises:
+        BrummerError: INVALID_ARGUMENT for a malformed rule or regex, NOT_FOUND for a
+            missing file.
+    """
+    return _load(extra).rules
+
+
+def _load(
+    extra: str | Path | Mapping[str, Any] | Sequence[str | Path | Mapping[str, Any]] | None,
+) -> _RuleSet:
+    sources: list[Mapping[str, Any]] = [_builtin_rules()]
+    if extra is not None:
+        if isinstance(extra, str | Path | Mapping):
+            sources.append(_read_toml(extra))
+        else:
+            sources.extend(_read_toml(item) for item in extra)
+    settings: dict[str, Any] = {}
+    by_section: dict[str, OrderedDict[str, DetectionRule]] = {s: OrderedDict() for s in _SECTIONS}
+    for number, source in enumerate(sources):
+        raw_settings = source.get("settings", {})
+        if not isinstance(raw_settings, Mapping):
+            raise _bad_rule("[settings]", "must be a table")
+        for key, value in raw_settings.items():
+            if key not in attrs.fields_dict(_Settings):
+                raise _bad_rule("[settings]", f"unknown setting {key!r}")
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise _bad_rule("[settings]", f"{key} must be a positive number")
+            settings[key] = value
+        for section in _SECTIONS:
+            entries = source.get(section, [])
+            if not isinstance(entries, list):
+                raise _bad_rule(f"[[{section}]]", "must be an array of tables")
+            for index, raw in enumerate(entries):
+                if not isinstance(raw, Mapping):
+                    raise _bad_rule(f"[[{section}]] #{index}", "must be a table")
+                rule = _compile_rule(section, raw, index)
+                table = by_section[section]
+                if number > 0 and section == "error" and rule.name not in table:
+                    table[rule.name] = rule
+                    table.move_to_end(rule.name, last=False)
+                else:
+                    table[rule.name] = rule
+    rules = tuple(rule for section in _SECTIONS for rule in by_section[section].values())
+    return _RuleSet(
+        settings=_Settings(
+            max_detect_chars=int(settings.get("max_detect_chars", 4096)),
+            max_group_lines=int(settings.get("max_group_lines", 50)),
+            max_group_line_chars=int(settings.get("max_group_line_chars", 500)),
+            group_idle_seconds=float(settings.get("group_idle_seconds", 1.0)),
+        ),
+        rules=rules,
+    )
+
+
+class _OpenGroup:
+    """An error group still collecting lines (mutable; only touched under Detector._lock)."""
+
+    __slots__ = (
+        "blank_pending",
+        "first_seen",
+        "kind",
+        "language",
+        "last_mono",
+        "last_seen",
+        "lines",
+        "message",
+        "process_name",
+        "style",
+    )
+
+    def __init__(
+        self, rule: DetectionRule, kind: str, message: str, line: str, process_name: str
+    ) -> None:
+        now = datetime.now(UTC)
+        self.kind = kind
+        self.language = rule.language
+        self.style = rule.style
+        self.message = message
+        self.lines = [line]
+        self.process_name = process_name
+        self.first_seen = now
+        self.last_seen = now
+        self.last_mono = time.monotonic()
+        self.blank_pending = False
+
+
+class _GroupRecord:
+    """A closed, deduplicated error group (mutable; only touched under Detector._lock)."""
+
+    __slots__ = ("count", "first_seen", "id", "kind", "language", "last_seen", "lines", "message")
+
+    def __init__(self, group_id: str, group: _OpenGroup) -> None:
+        self.id = group_id
+        self.kind = group.kind
+        self.language = group.language
+        self.message = group.message
+        self.lines = tuple(group.lines)
+        self.first_seen = group.first_seen
+        self.last_seen = group.last_seen
+        self.count = 1
+
+
+@attrs.frozen
+class _Batch:
+    keys: list[str]
+    special: dict[int, Classification]
+    findings: list[Finding]
+    urls: list[tuple[int, str, str]]  # (line index, url, context)
+
+
+@contract(ThreadSafety.TS)
+class Detector:
+    """Classifies lines and groups multi-line errors, per process.
+
+    Thread safety: TS. Stateless classification may run in many threads at once; the
+    per-process error-grouping state is guarded by an internal lock held only for the
+    bookkeeping of one batch (regex work on trigger lines included, never I/O or events).
+
+    Args:
+        extra_rules: user rules in the ``rules.toml`` format: a path to a TOML file, an
+            already parsed mapping (e.g. a table of ``.brum.toml``), or a list of them.
+        max_groups: how many distinct error groups to keep (oldest dropped first).
+    """
+
+    def __init__(
+        self,
+        extra_rules: str | Path | Mapping[str, Any] | Sequence[str | Path | Mapping[str, Any]] | None = None,
+        *,
+        max_groups: int = 500,
+    ) -> None:
+        ruleset = _load(extra_rules)
+        self._settings = ruleset.settings
+        self._rules = ruleset.rules
+        self._max_groups = max_groups
+        self._continuations = tuple(r for r in ruleset.rules if r.section == "continuation")
+        by_trigger: dict[str, list[DetectionRule]] = {}
+        for rule in ruleset.rules:
+            for trigger in rule.triggers:
+                by_trigger.setdefault(trigger, []).append(rule)
+        by_trigger.setdefault("://", [])
+        order = {rule: i for i, rule in enumerate(ruleset.rules)}
+        self._by_trigger = {
+            t: tuple(sorted(set(rs), key=order.__getitem__)) for t, rs in by_trigger.items()
+        }
+        self._order = order
+        self._ascii_triggers = tuple(t for t in self._by_trigger if t.isascii())
+        self._other_triggers = tuple(t for t in self._by_trigger if not t.isascii())
+        self._lock = threading.Lock()  # guards _open, _groups, _next_group
+        self._open: dict[str, _OpenGroup] = {}
+        self._groups: OrderedDict[tuple[str, str, str], _GroupRecord] = OrderedDict()
+        self._group_process: dict[str, tuple[str, str]] = {}
+        self._next_group = itertools.count(1)
+        self._classification_cache: dict[
+            tuple[LogLevel, tuple[str, ...], int], Classification
+        ] = {}
+
+    @property
+    @contract(ThreadSafety.TS)
+    def rules(self) -> tuple[DetectionRule, ...]:
+        """The compiled rules in evaluation order.
+
+        Thread safety: TS (immutable tuple).
+        """
+        return self._rules
+
+    @contract(ThreadSafety.TS)
+    def classify(self, content: str) -> Classification:
+        """Level, tags and priority of one line from its content alone (no grouping state).
+
+        Thread safety: TS. Pure.
+        """
+        return self._classify_line(strip_ansi(content[: self._settings.max_detect_chars]))[0]
+
+    # ------------------------------------------------------------------ batch scanning
+
+    def _scan(
+        self, process_id: str, process_name: str, contents: Sequence[str]
+    ) -> _Batch:
+        """Classify a batch of lines of one process; keys are lowered, ANSI-stripped texts."""
+        n = len(contents)
+        blob = "\n".join(contents)
+        if "\x1b" in blob:
+            blob = _ANSI.sub("", blob)
+        lowered = blob.lower()
+        keys = lowered.split("\n")
+        if len(keys) != n:  # a content held "\n" itself (or n == 0): go line by line
+            keys = [strip_ansi(c).lower() for c in contents]
+            lowered = "\n".join(keys)
+            aligned = False
+        else:
+            aligned = True
+        hits: dict[int, list[str]] = {}
+        triggers = self._ascii_triggers if lowered.isascii() else self._by_trigger
+        ends: list[int] | None = None
+        for trigger in triggers:
+            pos = lowered.find(trigger)
+            if pos == -1:
+                continue
+            if ends is None:
+                ends = list(itertools.accumulate(k_len + 1 for k_len in map(len, keys)))
+            while pos != -1:
+                line = bisect.bisect_right(ends, pos)
+                found = hits.get(line)
+                if found is None:
+                    hits[line] = [trigger]
+                elif found[-1] != trigger:
+                    found.append(trigger)
+                pos = lowered.find(trigger, ends[line] if line < n else pos + 1)
+        special: dict[int, Classification] = {}
+        findings: list[Finding] = []
+        urls: list[tuple[int, str, str]] = []
+        if not hits and process_id not in self._open:
+            return _Batch(keys, special, findings, urls)
+        cap = self._settings.max_detect_chars
+        del aligned
+        with self._lock:
+            group = self._open.get(process_id)
+            candidates = sorted(hits)
+            ci = 0
+            i = 0
+            while True:
+                if group is None:
+                    while ci < len(candidates) and candidates[ci] < i:
+                        ci += 1
+                    if ci == len(candidates):
+                        break
+                    i = candidates[ci]
+                if i >= n:
+                    break
+                raw = contents[i]
+                text = strip_ansi(raw[:cap]) if "\x1b" in raw else raw[:cap]
+                line_hits = hits.get(i, ())
+                group, cls = self._feed(
+                    process_id, process_name, group, text, line_hits, findings
+                )
+                if cls is not None:
+                    special[i] = cls
+                if "://" in line_hits:
+                    context = text[:200]
+                    urls.extend((i, url, context) for url in detect_urls(text))
+                i += 1
+            if group is None:
+                self._open.pop(process_id, None)
+            else:
+                self._open[process_id] = group
+        return _Batch(keys, special, findings, urls)
+
+    def _feed(
+        self,
+        process_id: str,
+        process_name: str,
+        group: _OpenGroup | None,
+        text: str,
+        line_hits: Sequence[str],
+        findings: list[Finding],
+    ) -> tuple[_OpenGroup | None, Classification | None]:
+        """One line through the grouping state machine; called with _lock held."""
+        settings = self._settings
+        if group is not None:
+            if not text.strip():
+                if group.blank_pending:
+                    self._close(process_id, group, findings)
+                    group = None
+                else:
+                    group.blank_pending = True
+                    return group, None
+            elif self._continues(group, text):
+                group.blank_pending = False
+                self._append(group, text)
+                cls, _ = self._classify_line(text, line_hits) if line_hits else (None, None)
+                level = LogLevel.ERROR if cls is None else max(cls.level, LogLevel.ERROR)
+                tags = ("error", "stack") if cls is None else _merge(cls.tags, ("error", "stack"))
+                if len(group.lines) >= settings.max_group_lines:
+                    self._close(process_id, group, findings)
+                    group = None
+                return group, self._make_class(level, tags, 0)
+            elif group.style == "python" and not text[0].isspace():
+                match = _PYTHON_END.match(text.strip())
+                self._append(group, text)
+                if match:
+                    group.kind = match.group("kind").rsplit(".", 1)[-1]
+                    group.message = text.strip()
+                self._close(process_id, group, findings)
+                return None, self._make_class(LogLevel.ERROR, ("error",), 0)
+            else:
+                self._close(process_id, group, findings)
+                group = None
+        if not line_hits:
+            return group, None
+        cls, error_rule = self._classify_line(text, line_hits)
+        if error_rule is not None:
+            rule, match = error_rule
+            kind = match.groupdict().get("kind") or rule.kind or "Error"
+            message = (
+                match.groupdict().get("message") or match.groupdict().get("m2") or text.strip()
+            )
+            group = _OpenGroup(
+                rule,
+                kind,
+                message.strip()[: settings.max_group_line_chars] or text.strip(),
+                text[: settings.max_group_line_chars],
+                process_name,
+            )
+        self._build_and_test(process_id, process_name, text, line_hits, findings)
+        return group, cls
+
+    def _continues(self, group: _OpenGroup, text: str) -> bool:
+        if group.style == "python":
+            return text[0].isspace() or any(
+                r.name == "python-chain" and r.pattern.match(text) for r in self._continuations
+            )
+        return any(rule.pattern.match(text) for rule in self._continuations)
+
+    def _append(self, group: _OpenGroup, text: str) -> None:
+        group.lines.append(text[: self._settings.max_group_line_chars])
+        group.last_seen = datetime.now(UTC)
+        group.last_mono = time.monotonic()
+
+    def _classify_line(
+        self, text: str, line_hits: Iterable[str] | None = None
+    ) -> tuple[Classification, tuple[DetectionRule, re.Match[str]] | None]:
+        """Apply level/tag/error rules to one ANSI-stripped line."""
+        if line_hits is None:
+            lower = text.lower()
+            line_hits = [t for t in self._by_trigger if t in lower]
+        rules: set[DetectionRule] = set()
+        for trigger in line_hits:
+            rules.update(self._by_trigger.get(trigger, ()))
+        if not rules:
+            return self._make_class(LogLevel.INFO, (), 0), None
+        level = LogLevel.INFO
+        tags: tuple[str, ...] = ()
+        boost = 0
+        error_rule: tuple[DetectionRule, re.Match[str]] | None = None
+        for rule in sorted(rules, key=self._order.__getitem__):
+            section = rule.section
+            if section in ("build", "test"):
+                continue
+            if section == "error":
+                if error_rule is None:
+                    match = rule.pattern.search(text)
+                    if match:
+                        error_rule = (rule, match)
+                        tags = _merge(tags, ("error", rule.language) if rule.language else ("error",))
+                        level = max(level, rule.level or LogLevel.ERROR)
+                continue
+            subject = rule.unless.sub(" ", text) if rule.unless is not None else text
+            if rule.pattern.search(subject):
+                if rule.level is not None:
+                    level = max(level, rule.level)
+                if rule.tags:
+                    tags = _merge(tags, rule.tags)
+                boost = max(boost, rule.priority)
+        return self._make_class(level, tags, boost), error_rule
+
+    def _make_class(self, level: LogLevel, tags: tuple[str, ...], boost: int) -> Classification:
+        key = (level, tags, boost)
+        cls = self._classification_cache.get(key)
+        if cls is None:
+            cls = Classification(level, tags, LEVEL_PRIORITY[level] + boost)
+            if len(self._classification_cache) < 4096:
+                self._classification_cache[key] = cls
+        return cls
+
+    def _build_and_test(
+        self,
+        process_id: str,
+        process_name: str,
+        text: str,
+        line_hits: Sequence[str],
+        findings: list[Finding],
+    ) -> None:
+        seen: set[DetectionRule] = set()
+        for trigger in line_hits:
+            for rule in self._by_trigger.get(trigger, ()):
+                if rule in seen or rule.section not in ("build", "test"):
+                    continue
+                seen.add(rule)
+                match = rule.pattern.search(text)
+                if not match:
+                    continue
+                if rule.section == "build":
+                    status = rule.status
+                    errors = match.groupdict().get("errors")
+                    if errors is not None:
+                        status = "failure" if int(errors) > 0 else "success"
+                    findings.append(
+                        Finding(
+                            "build.event",
+                            process_id,
+                            {
+                                "status": status or "info",
+                                "message": text.strip()[:300],
+                                "rule": rule.name,
+                                "process_name": process_name,
+                            },
+                        )
+                    )
+                    return
+                findings.append(_test_finding(rule, match, process_id, process_name, text))
+                return
+
+    def _close(self, process_id: str, group: _OpenGroup, findings: list[Finding]) -> None:
+        """Finalize an open group into the deduplicated table; called with _lock held."""
+        signature = (process_id, group.kind, _NORMALISE.sub("#", group.message))
+        record = self._groups.get(signature)
+        if record is None:
+            record = _GroupRecord(f"{process_id}-err-{next(self._next_group)}", group)
+            self._groups[signature] = record
+            self._group_process[record.id] = (process_id, group.process_name)
+            while len(self._groups) > self._max_groups:
+                _, dropped = self._groups.popitem(last=False)
+                self._group_process.pop(dropped.id, None)
+        else:
+            record.count += 1
+            record.last_seen = group.last_seen
+            record.lines = tuple(group.lines)
+            self._groups.move_to_end(signature)
+        findings.append(
+            Finding(
+                "error.detected",
+                process_id,
+                {
+                    "group_id": record.id,
+                    "kind": record.kind,
+                    "language": record.language,
+                    "message": record.message,
+                    "lines": record.lines,
+                    "count": record.count,
+                    "process_name": group.process_name,
+                },
+            )
+        )
+
+    # ------------------------------------------------------------------ group access
+
+    def _flush(self, process_id: str | None = None, *, idle_only: bool = False) -> list[Finding]:
+        """Close open groups (of one process or all; only idle ones if asked)."""
+        findings: list[Finding] = []
+        if not self._open:
+            return findings
+        limit = time.monotonic() - self._settings.group_idle_seconds
+        with self._lock:
+            for pid in [process_id] if process_id is not None else list(self._open):
+                group = self._open.get(pid)
+                if group is None or (idle_only and group.last_mono > limit):
+                    continue
+                del self._open[pid]
+                self._close(pid, group, findings)
+        return findings
+
+    def _groups_snapshot(self) -> list[ErrorGroup]:
+        with self._lock:
+            out = [
+                ErrorGroup(
+                    id=r.id,
+                    process_id=pid,
+                    process_name=self._group_process.get(r.id, (pid, pid))[1],
+                    first_seen=r.first_seen,
+                    last_seen=r.last_seen,
+                    kind=r.kind,
+                    message=r.message,
+                    lines=r.lines,
+                    count=r.count,
+                    language=r.language,
+                )
+                for (pid, _, _), r in self._groups.items()
+            ]
+            out.extend(
+                ErrorGroup(
+                    id=f"{pid}-open",
+                    process_id=pid,
+                    process_name=g.process_name,
+                    first_seen=g.first_seen,
+                    last_seen=g.last_seen,
+                    kind=g.kind,
+                    message=g.message,
+                    lines=tuple(g.lines),
+                    count=1,
+                    language=g.language,
+                )
+                for pid, g in self._open.items()
+            )
+        return out
+
+    def _clear(self, process_id: str | None = None) -> None:
+        with self._lock:
+            if process_id is None:
+                self._open.clear()
+                self._groups.clear()
+                self._group_process.clear()
+                return
+            self._open.pop(process_id, None)
+            for signature in [s for s in self._groups if s[0] == process_id]:
+                record = self._groups.pop(signature)
+                self._group_process.pop(record.id, None)
+
+
+def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    if not a:
+        return b
+    return a + tuple(t for t in b if t not in a)
+
+
+def _test_finding(
+    rule: DetectionRule, match: re.Match[str], process_id: str, process_name: str, text: str
+) -> Finding:
+    counts: dict[str, int] = {}
+    for number, word in _COUNTS.findall(text):
+        word = word.lower()
+        key = {
+            "passing": "passed",
+            "failing": "failed",
+            "error": "errors",
+            "pending": "skipped",
+            "todo": "skipped",
+            "ignored": "skipped",
+        }.get(word, word)
+        counts[key] = counts.get(key, 0) + int(number)
+    if "total" not in counts:
+        paren = _TOTAL_PAREN.search(text)
+        if paren and rule.name == "vitest":
+            counts["total"] = int(paren.group(1))
+    outcome = (match.groupdict().get("outcome") or "").lower()
+    if outcome in ("fail", "failed"):
+        failed = True
+    elif outcome in ("ok", "pass", "passed"):
+        failed = False
+    else:
+        failed = counts.get("failed", 0) > 0 or counts.get("errors", 0) > 0
+    return Finding(
+        "test.failed" if failed else "test.passed",
+        process_id,
+        {
+            "passed": counts.get("passed", 0),
+            "failed": counts.get("failed", 0),
+            "skipped": counts.get("skipped", 0),
+            "errors": counts.get("errors", 0),
+            "total": counts.get(
+                "total",
+                counts.get("passed", 0) + counts.get("failed", 0) + counts.get("skipped", 0),
+            ),
+            "framework": rule.name,
+            "message": text.strip()[:300],
+            "process_name": process_name,
+        },
+    )

@@ -1,0 +1,48 @@
+"""Processes: discover a project's scripts, run them, capture their output, stop their trees.
+
+Public names (API.md §6): :class:`ProcessManager`, :class:`Process`, :class:`ProcessInfo`,
+:class:`ProcessStatus`, :class:`Script`, :class:`RestartPolicy`. The modules: ``scripts``
+(discovery), ``child`` (one child and its reader thread), ``kill`` (tree kill), ``manager``.
+"""
+
+from brummer.process.child import LineSplitter as LineSplitter
+from brummer.process.kill import (
+    KillResult as KillResult,
+    KillTarget as KillTarget,
+    kill_trees as kill_trees,
+)
+from brummer.process.manager import (
+    CHILD_ENV as CHILD_ENV,
+    CallbackID as CallbackID,
+    LogCallback as LogCallback,
+    Process as Process,
+    ProcessInfo as ProcessInfo,
+    ProcessManager as ProcessManager,
+    ProcessStatus as ProcessStatus,
+    RestartPolicy as RestartPolicy,
+)
+from brummer.process.scripts import (
+    Discovery as Discovery,
+    Script as Script,
+    detect_package_manager as detect_package_manager,
+    discover as discover,
+)
+
+__all__ = [
+    "CHILD_ENV",
+    "CallbackID",
+    "Discovery",
+    "KillResult",
+    "KillTarget",
+    "LineSplitter",
+    "LogCallback",
+    "Process",
+    "ProcessInfo",
+    "ProcessManager",
+    "ProcessStatus",
+    "RestartPolicy",
+    "Script",
+    "detect_package_manager",
+    "discover",
+    "kill_trees",
+]

@@ -1,0 +1,1103 @@
+"""ProcessManager: start a project's scripts, capture every line, stop whole process trees.
+
+One :class:`Process` per start. Its state is one frozen :class:`ProcessInfo` replaced
+whole under the process's lock, so every read is consistent. Output goes, per batch of
+lines, to the log store (``add_batch``), to the registered log callbacks (one call per
+line) and to the event bus (one ``LOG_LINE`` event per batch, published with
+``publish_async`` so a busy bus sheds log lines instead of slowing the readers).
+
+Lifecycle: PENDING → RUNNING → SUCCESS (exit code 0) or FAILED (anything else, or the
+command could not be started). A stop requested by the user makes it STOPPED, which is
+never overwritten. Stopping kills the whole tree (``brummer.process.kill``); a stopped
+process is never restarted by its :class:`RestartPolicy`.
+
+Bus payloads (``Event.data``):
+
+- ``PROCESS_STARTED``: ``name``, ``command``, ``pid``, ``script`` (or None);
+- ``PROCESS_EXITED``: ``name``, ``status`` (the ``ProcessStatus`` value), ``exit_code``,
+  ``stopped`` (bool);
+- ``LOG_LINE``: ``name``, ``is_error``, ``lines`` (a tuple of str, in order; one event per
+  batch read from one stream).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import heapq
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from brummer.contracts import BLOCKING, Cleanup, ThreadSafety, check_timeout, contract
+from brummer.errors import BrummerError, ErrorCode
+from brummer.process.child import LINGER_AFTER_EXIT, Child
+from brummer.process.kill import KILL_WAIT, KillTarget, kill_trees
+from brummer.process.scripts import Script, detect_package_manager, discover
+
+if TYPE_CHECKING:
+    from brummer.logs import LogEntryInput
+
+__all__ = [
+    "CHILD_ENV",
+    "CallbackID",
+    "LogCallback",
+    "Process",
+    "ProcessInfo",
+    "ProcessManager",
+    "ProcessStatus",
+    "RestartPolicy",
+]
+
+_log = logging.getLogger("brummer.process")
+
+CHILD_ENV: Mapping[str, str] = {
+    "FORCE_COLOR": "1",
+    "COLORTERM": "truecolor",
+    "PYTHONUNBUFFERED": "1",
+}
+"""Added to every child's environment so colours and line-by-line output survive pipes."""
+
+CallbackID = str
+LogCallback = Callable[[str, str, bool], None]
+
+_SPAWN_WAIT = 5.0  # seconds a stop waits for a concurrent start to finish spawning
+_EXIT_WAIT = KILL_WAIT + LINGER_AFTER_EXIT + 1.0  # after the tree is gone, the exit is reported
+_ID_SEQ = itertools.count(1)
+_ID_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class _EventBus(Protocol):
+    def publish(self, event: Any) -> None: ...
+    def publish_async(self, event: Any) -> None: ...
+
+
+class _LogStore(Protocol):
+    def add(
+        self, process_id: str, process_name: str, content: str, is_error: bool = False
+    ) -> Any: ...
+    def add_batch(self, entries: Sequence[LogEntryInput]) -> Any: ...
+
+
+@contract(ThreadSafety.TS)
+class ProcessStatus(enum.Enum):
+    """Where a process is in its life.
+
+    Thread safety: TS (immutable enum).
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    SUCCESS = "success"
+
+    @property
+    @contract(ThreadSafety.TS)
+    def finished(self) -> bool:
+        """True for STOPPED, FAILED and SUCCESS.
+
+        Thread safety: TS.
+        """
+        return self in _FINAL
+
+
+_FINAL = frozenset({ProcessStatus.STOPPED, ProcessStatus.FAILED, ProcessStatus.SUCCESS})
+
+
+@contract(ThreadSafety.TS)
+@attrs.frozen
+class ProcessInfo:
+    """A consistent snapshot of one process.
+
+    Thread safety: TS (frozen value object).
+
+    Attributes:
+        pid: the child's pid, once spawned; ``pgid`` is its process group (the same number:
+            every child starts a new session).
+        exit_code: the exit code, or minus the signal number that ended it; None while
+            running or when the command could not be started.
+        script: the script name it was started from (``start_script``), else None.
+        restarts: how many automatic restarts led to this process.
+        stop_requested: a stop was asked for; the final status is then STOPPED.
+    """
+
+    id: str
+    name: str
+    command: str
+    cwd: str
+    status: ProcessStatus
+    start_time: datetime
+    pid: int | None = None
+    pgid: int | None = None
+    exit_code: int | None = None
+    end_time: datetime | None = None
+    script: str | None = None
+    restarts: int = 0
+    stop_requested: bool = False
+
+
+_MODES = ("no", "on-failure", "always")
+
+
+def _check_mode(_: object, __: object, value: str) -> None:
+    if value not in _MODES:
+        raise BrummerError(
+            "process",
+            ErrorCode.INVALID_ARGUMENT,
+            f"unknown restart mode {value!r}",
+            hint=f"use one of {', '.join(_MODES)}",
+        )
+
+
+def _check_non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise BrummerError(
+            "process",
+            ErrorCode.INVALID_ARGUMENT,
+            f"restart policy {attribute.name} must be a number ≥ 0, not {value!r}",
+            hint="pass a non-negative number",
+        )
+
+
+@contract(ThreadSafety.TS)
+@attrs.frozen
+class RestartPolicy:
+    """When a script is started again by itself after it ended.
+
+    Thread safety: TS (frozen value object).
+
+    ``mode``: ``no``; ``on-failure`` (after FAILED); ``always`` (after FAILED or SUCCESS).
+    A process the user stopped is never restarted. Restart *n* (1-based) waits
+    ``min(backoff_max, backoff_initial * 2 ** (n - 1))`` seconds; after ``max_restarts``
+    automatic restarts in a row it gives up and says so in the log.
+    """
+
+    mode: str = attrs.field(default="no", validator=_check_mode)
+    max_restarts: int = attrs.field(default=5, validator=_check_non_negative)
+    backoff_initial: float = attrs.field(default=1.0, validator=_check_non_negative)
+    backoff_max: float = attrs.field(default=30.0, validator=_check_non_negative)
+
+    @contract(ThreadSafety.TS, guarantees="pure")
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before automatic restart number ``attempt`` (1-based).
+
+        Thread safety: TS. Pure.
+        """
+        exponent = min(max(attempt - 1, 0), 60)
+        return float(min(self.backoff_max, self.backoff_initial * 2**exponent))
+
+    @contract(ThreadSafety.TS, guarantees="pure")
+    def applies_to(self, status: ProcessStatus) -> bool:
+        """Whether a process that ended with ``status`` (not by a user stop) is restarted.
+
+        Thread safety: TS. Pure.
+        """
+        if self.mode == "always":
+            return status in (ProcessStatus.FAILED, ProcessStatus.SUCCESS)
+        return self.mode == "on-failure" and status is ProcessStatus.FAILED
+
+
+@attrs.frozen
+class _Spec:
+    """Everything needed to start (and restart) a process."""
+
+    name: str
+    command: str
+    args: tuple[str, ...] | None  # None: ``command`` is a shell command line
+    cwd: str
+    env: Mapping[str, str]
+    script: str | None = None
+    policy: RestartPolicy | None = None
+
+    @property
+    def display(self) -> str:
+        if self.args is None:
+            return self.command
+        return " ".join([self.command, *self.args])
+
+
+@contract(ThreadSafety.TS)
+class Process:
+    """A live handle on one started process; every read is atomic.
+
+    Thread safety: TS. Reads return the current value; :meth:`snapshot` returns all of
+    them at once, consistently.
+    """
+
+    def __init__(self, info: ProcessInfo, spec: _Spec) -> None:
+        self._lock = threading.Lock()  # guards _info and _child; never held while calling out
+        self._info = info
+        self._spec = spec
+        self._child: Child | None = None
+        self._spawned = threading.Event()  # the spawn attempt is over (either way)
+        self._done = threading.Event()  # the final status is recorded
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @property
+    @contract(ThreadSafety.TS)
+    def id(self) -> str:
+        """The unique process id.
+
+        Thread safety: TS. Immutable.
+        """
+        return self._info.id
+
+    @property
+    @contract(ThreadSafety.TS)
+    def name(self) -> str:
+        """The name it was started under (the script name for scripts).
+
+        Thread safety: TS. Immutable.
+        """
+        return self._info.name
+
+    @property
+    @contract(ThreadSafety.TS)
+    def command(self) -> str:
+        """The command line that runs.
+
+        Thread safety: TS. Immutable.
+        """
+        return self._info.command
+
+    @property
+    @contract(ThreadSafety.TS)
+    def cwd(self) -> str:
+        """The folder it runs in.
+
+        Thread safety: TS. Immutable.
+        """
+        return self._info.cwd
+
+    @property
+    @contract(ThreadSafety.TS)
+    def pid(self) -> int | None:
+        """The child's pid (also its process group id), None until spawned.
+
+        Thread safety: TS.
+        """
+        return self._info.pid
+
+    @property
+    @contract(ThreadSafety.TS)
+    def status(self) -> ProcessStatus:
+        """The current status.
+
+        Thread safety: TS.
+        """
+        return self._info.status
+
+    @property
+    @contract(ThreadSafety.TS)
+    def exit_code(self) -> int | None:
+        """Exit code (minus the signal number when killed by one); None while running.
+
+        Thread safety: TS.
+        """
+        return self._info.exit_code
+
+    @property
+    @contract(ThreadSafety.TS)
+    def start_time(self) -> datetime:
+        """When it was started (UTC).
+
+        Thread safety: TS.
+        """
+        return self._info.start_time
+
+    @property
+    @contract(ThreadSafety.TS)
+    def end_time(self) -> datetime | None:
+        """When it ended (UTC), None while running.
+
+        Thread safety: TS.
+        """
+        return self._info.end_time
+
+    @contract(ThreadSafety.TS)
+    def is_running(self) -> bool:
+        """True until the process has a final status (PENDING counts as running).
+
+        Thread safety: TS.
+        """
+        return not self._info.status.finished
+
+    @contract(ThreadSafety.TS, timeout=BLOCKING)
+    def wait(self, timeout: float | None = None) -> ProcessStatus:
+        """Wait up to ``timeout`` seconds (None: without limit) for a final status.
+
+        Thread safety: TS. Returns the status it has when the wait ends; never raises for
+        an expired timeout.
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT for a negative or non-finite timeout.
+        """
+        self._done.wait(check_timeout("process", timeout))
+        return self._info.status
+
+    @contract(ThreadSafety.TS)
+    def snapshot(self) -> ProcessInfo:
+        """All fields at once, as a frozen copy.
+
+        Thread safety: TS.
+        """
+        return self._info
+
+    def __repr__(self) -> str:
+        info = self._info
+        return f"<Process {info.id} {info.status.value} pid={info.pid}>"
+
+    # -- writes (manager only) -----------------------------------------------------------
+
+    def _update(self, **changes: Any) -> ProcessInfo:
+        with self._lock:
+            self._info = attrs.evolve(self._info, **changes)
+            return self._info
+
+
+@attrs.define
+class _CallbackEntry:
+    fn: LogCallback
+    active: bool = True
+    inflight: int = 0
+
+
+@attrs.frozen
+class _LineInput:
+    """Stand-in for ``brummer.logs.LogEntryInput`` while that module is not importable."""
+
+    process_id: str
+    process_name: str
+    content: str
+    is_error: bool = False
+
+
+def _entry_input_type() -> Callable[..., Any]:
+    try:
+        from brummer.logs import LogEntryInput
+    except ImportError:
+        return _LineInput
+    return LogEntryInput
+
+
+def _new_id(name: str) -> str:
+    slug = _ID_SAFE.sub("-", name).strip("-")[:40] or "process"
+    return f"{slug}-{next(_ID_SEQ)}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contract(ThreadSafety.TS, cleanup=Cleanup.MANUAL)
+class ProcessManager:
+    """Starts, watches and stops the processes of one project.
+
+    Thread safety: TS. Every public method may be called from any thread. Call
+    :meth:`cleanup` before exit: it stops every process tree and joins every thread.
+
+    Args:
+        work_dir: the project folder (package.json, Makefile, ...).
+        event_bus: receives PROCESS_STARTED, PROCESS_EXITED and LOG_LINE events.
+        log_store: receives every line (``add_batch``).
+        package_manager: npm, yarn, pnpm or bun; detected when None.
+        env: added to every child's environment (after :data:`CHILD_ENV`).
+        stop_timeout: default grace period between SIGTERM and SIGKILL, in seconds.
+    """
+
+    def __init__(
+        self,
+        work_dir: str | os.PathLike[str] = ".",
+        *,
+        event_bus: _EventBus | None = None,
+        log_store: _LogStore | None = None,
+        package_manager: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        root = Path(work_dir).resolve()
+        if not root.is_dir():
+            raise BrummerError(
+                "process",
+                ErrorCode.INVALID_ARGUMENT,
+                f"work_dir {str(root)!r} is not a folder",
+                hint="pass the folder of your project",
+            )
+        self._work_dir = str(root)
+        self._bus = event_bus
+        self._store = log_store
+        self._pm_override = (
+            None if package_manager is None else detect_package_manager(root, package_manager)
+        )
+        self._env = _check_env(env)
+        self._stop_timeout = check_timeout("process", stop_timeout, name="stop_timeout") or 0.0
+        self._entry_input = _entry_input_type()
+        self._event_types: Any = None
+        if event_bus is not None:
+            from brummer.events import Event, EventType
+
+            self._event_types = (Event, EventType)
+
+        self._lock = threading.Lock()  # guards _processes, _closed; never held while calling out
+        self._processes: dict[str, Process] = {}
+        self._closed = False
+        self._cleaned = threading.Event()
+
+        self._cb_cond = threading.Condition()  # guards _callbacks, _cb_snapshot, entry counters
+        self._callbacks: dict[CallbackID, _CallbackEntry] = {}
+        self._cb_snapshot: tuple[_CallbackEntry, ...] = ()
+        self._cb_seq = itertools.count(1)
+        self._delivering = threading.local()
+
+        self._restart_cond = threading.Condition()  # guards the three fields below
+        self._restart_heap: list[tuple[float, int, str, _Spec, int]] = []
+        self._restart_thread: threading.Thread | None = None
+        self._restart_seq = itertools.count()
+
+    # -- discovery -------------------------------------------------------------------------
+
+    @property
+    @contract(ThreadSafety.TS)
+    def work_dir(self) -> str:
+        """The project folder (absolute).
+
+        Thread safety: TS. Immutable.
+        """
+        return self._work_dir
+
+    @property
+    @contract(ThreadSafety.TS)
+    def package_manager(self) -> str:
+        """npm, yarn, pnpm or bun: the override, else detected from the project files.
+
+        Thread safety: TS. Detection reads files each time (they may change).
+        """
+        if self._pm_override is not None:
+            return self._pm_override
+        return detect_package_manager(self._work_dir)
+
+    @contract(ThreadSafety.TS)
+    def scripts(self) -> dict[str, Script]:
+        """Everything runnable: package.json scripts, workspace scripts, detected commands.
+
+        Thread safety: TS. Reads the project files on every call; a broken file leaves its
+        scripts out (see :meth:`script_problems`) instead of raising.
+        """
+        return discover(self._work_dir, self._pm_override).scripts
+
+    @contract(ThreadSafety.TS)
+    def script_problems(self) -> list[str]:
+        """Sentences describing project files that could not be read or parsed.
+
+        Thread safety: TS.
+        """
+        return list(discover(self._work_dir, self._pm_override).problems)
+
+    # -- starting --------------------------------------------------------------------------
+
+    @contract(ThreadSafety.TS, timeout=30.0, guarantees="returns a Process with a unique id")
+    def start_script(
+        self,
+        name: str,
+        *,
+        allow_duplicate: bool = False,
+        restart: RestartPolicy | None = None,
+        ctx: Any = None,
+    ) -> Process:
+        """Start a discovered script by name.
+
+        Thread safety: TS. Two concurrent starts of the same script cannot both succeed
+        unless ``allow_duplicate``.
+
+        Raises:
+            BrummerError: NOT_FOUND for an unknown script; ALREADY_EXISTS when it is
+                running and ``allow_duplicate`` is false; INVALID_STATE after cleanup.
+        """
+        self._check_open()
+        _check_ctx(ctx)
+        if restart is not None and not isinstance(restart, RestartPolicy):
+            raise BrummerError(
+                "process",
+                ErrorCode.INVALID_ARGUMENT,
+                f"restart must be a RestartPolicy, not {type(restart).__name__}",
+                hint="pass RestartPolicy(mode='on-failure') or None",
+            )
+        found = discover(self._work_dir, self._pm_override)
+        script = found.scripts.get(name) if isinstance(name, str) else None
+        if script is None:
+            known = ", ".join(sorted(found.scripts)[:10]) or "none"
+            hint = f"known scripts: {known}"
+            if found.problems:
+                hint += f"; problems: {'; '.join(found.problems)}"
+            raise BrummerError(
+                "process",
+                ErrorCode.NOT_FOUND,
+                f"no script named {name!r} in {self._work_dir}",
+                hint=hint,
+                context={"script": name},
+            )
+        spec = _Spec(script.name, script.command, None, script.cwd, {}, script.name, restart)
+        return self._launch(spec, unique=not allow_duplicate)
+
+    @contract(ThreadSafety.TS, timeout=30.0, guarantees="returns a Process with a unique id")
+    def start_command(
+        self,
+        name: str,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        ctx: Any = None,
+    ) -> Process:
+        """Start any command under ``name``.
+
+        Thread safety: TS.
+
+        Without ``args``, ``command`` is a shell command line (as package.json scripts are
+        run); with ``args``, ``command`` is the executable and ``args`` are passed as-is.
+        A command that cannot be started gives a FAILED process and a line in its log
+        saying why; it does not raise.
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT for an empty name or command, bad args, env or
+                cwd; INVALID_STATE after cleanup.
+        """
+        self._check_open()
+        _check_ctx(ctx)
+        if not isinstance(name, str) or not name.strip():
+            raise _invalid("process name must be a non-empty string", "give the process a name")
+        if not isinstance(command, str) or not command.strip():
+            raise _invalid(
+                f"command for {name!r} is empty", "pass the command line to run, e.g. 'npm run dev'"
+            )
+        if isinstance(args, str) or not all(isinstance(a, str) for a in args):
+            raise _invalid(
+                "args must be a sequence of strings",
+                "pass args as a list, e.g. ['-m', 'http.server']",
+            )
+        folder = Path(self._work_dir) if cwd is None else Path(self._work_dir, cwd).resolve()
+        if not folder.is_dir():
+            raise _invalid(f"cwd {str(folder)!r} is not a folder", "pass an existing folder")
+        spec = _Spec(
+            name,
+            command,
+            tuple(args) if args else None,
+            str(folder),
+            _check_env(env),
+        )
+        return self._launch(spec)
+
+    def _launch(self, spec: _Spec, *, unique: bool = False, restarts: int = 0) -> Process:
+        info = ProcessInfo(
+            id=_new_id(spec.name),
+            name=spec.name,
+            command=spec.display,
+            cwd=spec.cwd,
+            status=ProcessStatus.PENDING,
+            start_time=_now(),
+            script=spec.script,
+            restarts=restarts,
+        )
+        proc = Process(info, spec)
+        with self._lock:
+            if self._closed:
+                raise _closed_error()
+            if unique:
+                for other in self._processes.values():
+                    if other._spec.script == spec.script and other.is_running():
+                        raise BrummerError(
+                            "process",
+                            ErrorCode.ALREADY_EXISTS,
+                            f"script {spec.script!r} is already running as {other.id}",
+                            hint="stop or restart it, or pass allow_duplicate=True for a second copy",
+                            context={"process_id": other.id, "script": spec.script},
+                        )
+            self._processes[info.id] = proc
+        child = Child(
+            spec.command if spec.args is None else [spec.command, *spec.args],
+            shell=spec.args is None,
+            cwd=spec.cwd,
+            env={**os.environ, **CHILD_ENV, **self._env, **spec.env},
+            on_lines=lambda lines, is_error: self._deliver(proc, lines, is_error),
+            on_exit=lambda code: self._on_exit(proc, code),
+            name=spec.name,
+        )
+        try:
+            child.start()
+        except OSError as exc:
+            self._start_failed(proc, exc)
+            return proc
+        try:
+            with proc._lock:
+                proc._child = child
+                proc._info = attrs.evolve(
+                    proc._info,
+                    status=ProcessStatus.RUNNING,
+                    pid=child.pid,
+                    pgid=child.pid,
+                    start_time=_now(),
+                )
+            self._publish(
+                "PROCESS_STARTED",
+                proc,
+                {
+                    "name": spec.name,
+                    "command": spec.display,
+                    "pid": child.pid,
+                    "script": spec.script,
+                },
+            )
+        finally:
+            proc._spawned.set()
+            child.watch()  # lines and the exit are reported after PROCESS_STARTED
+        return proc
+
+    def _start_failed(self, proc: Process, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        what = proc._spec.command if proc._spec.args is None else proc._spec.display
+        message = f"[brummer] cannot start {what!r}: {reason}"
+        if isinstance(exc, FileNotFoundError):
+            message += " — check that the command exists and is on PATH, and that cwd exists"
+        elif isinstance(exc, PermissionError):
+            message += " — check that the file is executable"
+        self._deliver(proc, [message], True)
+        info = proc._update(status=ProcessStatus.FAILED, end_time=_now())
+        proc._spawned.set()
+        self._finish(proc, info)
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _deliver(self, proc: Process, lines: list[str], is_error: bool) -> None:
+        pid, name = proc._info.id, proc._info.name
+        store = self._store
+        if store is not None:
+            make = self._entry_input
+            try:
+                store.add_batch([make(pid, name, line, is_error) for line in lines])
+            except Exception:
+                _log.exception("log store refused %d lines of %s", len(lines), pid)
+        entries = self._cb_snapshot
+        if entries:
+            self._call_callbacks(entries, pid, lines, is_error)
+        if self._bus is not None:
+            event_cls, types = self._event_types
+            with contextlib.suppress(Exception):
+                self._bus.publish_async(
+                    event_cls(
+                        type=types.LOG_LINE,
+                        data={"name": name, "is_error": is_error, "lines": tuple(lines)},
+                        process_id=pid,
+                    )
+                )
+
+    def _call_callbacks(
+        self, entries: tuple[_CallbackEntry, ...], pid: str, lines: list[str], is_error: bool
+    ) -> None:
+        self._delivering.active = True
+        try:
+            for entry in entries:
+                with self._cb_cond:
+                    if not entry.active:
+                        continue
+                    entry.inflight += 1
+                try:
+                    fn = entry.fn
+                    for line in lines:
+                        if not entry.active:
+                            break
+                        try:
+                            fn(pid, line, is_error)
+                        except Exception:
+                            _log.exception("log callback %r failed", fn)
+                finally:
+                    with self._cb_cond:
+                        entry.inflight -= 1
+                        if entry.inflight == 0:
+                            self._cb_cond.notify_all()
+        finally:
+            self._delivering.active = False
+
+    @contract(ThreadSafety.TS)
+    def register_log_callback(self, cb: LogCallback) -> CallbackID:
+        """Call ``cb(process_id, line, is_error)`` for every line from now on.
+
+        Thread safety: TS. The callback runs on the reader thread of the process that
+        wrote the line; lines of one stream arrive in order. An exception from it is logged
+        and does not stop the reader.
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT when ``cb`` is not callable.
+        """
+        if not callable(cb):
+            raise _invalid(
+                "log callback must be callable", "pass a function (process_id, line, is_error)"
+            )
+        with self._cb_cond:
+            cb_id = f"log-callback-{next(self._cb_seq)}"
+            self._callbacks[cb_id] = _CallbackEntry(cb)
+            self._cb_snapshot = tuple(self._callbacks.values())
+        return cb_id
+
+    @contract(ThreadSafety.TS, timeout=5.0)
+    def unregister_log_callback(self, cb_id: CallbackID) -> None:
+        """Stop calling a callback; once this returns it receives no further line.
+
+        Thread safety: TS. Waits (up to 5 s) for calls already running on other threads;
+        called from inside the callback itself it does not wait.
+
+        Raises:
+            BrummerError: NOT_FOUND for an unknown id.
+        """
+        with self._cb_cond:
+            entry = self._callbacks.pop(cb_id, None)
+            if entry is None:
+                raise BrummerError(
+                    "process",
+                    ErrorCode.NOT_FOUND,
+                    f"no log callback {cb_id!r}",
+                    hint="pass the id register_log_callback returned; it may be unregistered already",
+                )
+            entry.active = False
+            self._cb_snapshot = tuple(self._callbacks.values())
+            if not getattr(self._delivering, "active", False):
+                self._cb_cond.wait_for(lambda: entry.inflight == 0, timeout=5.0)
+
+    # -- exit and restart ------------------------------------------------------------------
+
+    def _on_exit(self, proc: Process, code: int) -> None:
+        proc._spawned.wait(_SPAWN_WAIT)
+        with proc._lock:
+            info = proc._info
+            if info.stop_requested:
+                status = ProcessStatus.STOPPED
+            elif code == 0:
+                status = ProcessStatus.SUCCESS
+            else:
+                status = ProcessStatus.FAILED
+            info = proc._info = attrs.evolve(info, status=status, exit_code=code, end_time=_now())
+        if status is ProcessStatus.FAILED:
+            line = f"[brummer] process {info.name!r} failed (exit code {code})"
+            if code == 127 and proc._spec.args is None:
+                line += " — command not found: check the command and PATH"
+            elif code < 0:
+                line += f" — killed by signal {-code}"
+            self._deliver(proc, [line], True)
+        self._finish(proc, info)
+
+    def _finish(self, proc: Process, info: ProcessInfo) -> None:
+        self._publish(
+            "PROCESS_EXITED",
+            proc,
+            {
+                "name": info.name,
+                "status": info.status.value,
+                "exit_code": info.exit_code,
+                "stopped": info.status is ProcessStatus.STOPPED,
+            },
+        )
+        proc._done.set()
+        policy = proc._spec.policy
+        if policy is None or info.stop_requested or not policy.applies_to(info.status):
+            return
+        attempt = info.restarts + 1
+        if attempt > policy.max_restarts:
+            self._deliver(
+                proc,
+                [
+                    f"[brummer] {info.name!r} ended {info.restarts + 1} times; not restarting it again"
+                ],
+                True,
+            )
+            return
+        delay = policy.delay(attempt)
+        if self._schedule_restart(proc, attempt, delay):
+            self._deliver(
+                proc,
+                [
+                    f"[brummer] restarting {info.name!r} in {delay:g} s (restart {attempt} of {policy.max_restarts})"
+                ],
+                False,
+            )
+
+    def _schedule_restart(self, proc: Process, attempt: int, delay: float) -> bool:
+        with self._restart_cond:
+            if self._closed:
+                return False
+            due = time.monotonic() + delay
+            entry = (due, next(self._restart_seq), proc.id, proc._spec, attempt)
+            heapq.heappush(self._restart_heap, entry)
+            if self._restart_thread is None:
+                self._restart_thread = threading.Thread(
+                    target=self._restarter, name="brummer-process-restarter", daemon=True
+                )
+                self._restart_thread.start()
+            self._restart_cond.notify_all()
+        return True
+
+    def _cancel_restarts(self, origin_id: str) -> None:
+        with self._restart_cond:
+            kept = [e for e in self._restart_heap if e[2] != origin_id]
+            if len(kept) != len(self._restart_heap):
+                heapq.heapify(kept)
+                self._restart_heap = kept
+                self._restart_cond.notify_all()
+
+    def _restarter(self) -> None:
+        while True:
+            with self._restart_cond:
+                while True:
+                    if self._closed or not self._restart_heap:
+                        self._restart_thread = None
+                        self._restart_cond.notify_all()
+                        return
+                    wait = self._restart_heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        _, _, _, spec, attempt = heapq.heappop(self._restart_heap)
+                        break
+                    self._restart_cond.wait(wait)
+            try:
+                self._launch(spec, restarts=attempt)
+            except BrummerError as exc:
+                if exc.code is not ErrorCode.INVALID_STATE:
+                    _log.warning("automatic restart of %s failed: %s", spec.name, exc)
+            except Exception:
+                _log.exception("automatic restart of %s failed", spec.name)
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    @contract(ThreadSafety.TS, timeout=BLOCKING, guarantees="returns when the whole tree is gone")
+    def stop_process(self, process_id: str, timeout: float | None = None) -> None:
+        """Stop a process and its whole tree: SIGTERM, ``timeout`` grace, SIGKILL, sweep.
+
+        Thread safety: TS. Safe to call concurrently, also for the same process.
+
+        The status becomes STOPPED (never overwritten later) unless the process had already
+        ended, in which case this is a no-op apart from killing leftovers of its tree that
+        still hold its output open. A pending automatic restart is cancelled.
+
+        Args:
+            timeout: grace period before SIGKILL; None uses the manager's ``stop_timeout``.
+
+        Raises:
+            BrummerError: NOT_FOUND for an unknown id; INVALID_ARGUMENT for a bad timeout;
+                TIMEOUT if some process of the tree survived SIGKILL.
+        """
+        grace = check_timeout("process", timeout)
+        proc = self._require(process_id)
+        self._cancel_restarts(proc.id)
+        self._request_stop(proc)
+        self._kill([proc], self._stop_timeout if grace is None else grace)
+
+    def _request_stop(self, proc: Process) -> None:
+        with proc._lock:
+            if not proc._info.status.finished and not proc._info.stop_requested:
+                proc._info = attrs.evolve(proc._info, stop_requested=True)
+
+    def _kill(self, procs: Sequence[Process], grace: float) -> None:
+        for proc in procs:
+            proc._spawned.wait(_SPAWN_WAIT)
+        children = [
+            (proc, proc._child)
+            for proc in procs
+            if proc._child is not None and (proc.is_running() or proc._child.reading)
+        ]
+        if not children:
+            return
+        targets = [KillTarget(child.pid or 0, reaped=child.reaped) for _, child in children]
+        result = kill_trees(targets, grace)
+        for proc, _ in children:
+            proc._done.wait(_EXIT_WAIT)
+        if result.survivors:
+            raise BrummerError(
+                "process",
+                ErrorCode.TIMEOUT,
+                f"{len(result.survivors)} process(es) survived SIGKILL: {list(result.survivors)}",
+                hint="they are probably stuck in the kernel (uninterruptible I/O); check them with ps",
+                context={"pids": result.survivors},
+            )
+
+    @contract(ThreadSafety.TS, timeout=BLOCKING)
+    def restart_process(self, process_id: str) -> Process:
+        """Stop the process if it runs (as :meth:`stop_process`), then start it again.
+
+        Thread safety: TS. Works whether or not the process is running; the old process
+        stays in the history and the new one has a new id.
+
+        Raises:
+            BrummerError: NOT_FOUND for an unknown id; INVALID_STATE after cleanup.
+        """
+        proc = self._require(process_id)
+        self._check_open()
+        self.stop_process(process_id)
+        return self._launch(proc._spec)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    @contract(ThreadSafety.TS)
+    def get_process(self, process_id: str) -> Process | None:
+        """The process with this id, or None.
+
+        Thread safety: TS.
+        """
+        with self._lock:
+            return self._processes.get(process_id)
+
+    @contract(ThreadSafety.TS)
+    def get_all_processes(self) -> list[Process]:
+        """Every process started and not yet cleared (finished ones included), oldest first.
+
+        Thread safety: TS. A new list each call.
+        """
+        with self._lock:
+            return list(self._processes.values())
+
+    @contract(ThreadSafety.TS)
+    def clear_finished(self) -> int:
+        """Forget finished processes whose output is fully read; return how many.
+
+        Thread safety: TS.
+        """
+        with self._lock:
+            gone = [
+                pid
+                for pid, proc in self._processes.items()
+                if proc._done.is_set() and (proc._child is None or not proc._child.reading)
+            ]
+            for pid in gone:
+                del self._processes[pid]
+        return len(gone)
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    @contract(ThreadSafety.TS, timeout=30.0, guarantees="no child and no thread remains")
+    def cleanup(self, timeout: float = 30.0) -> None:
+        """Stop every process tree, cancel restarts and join every thread; idempotent.
+
+        Thread safety: TS. ``timeout`` bounds the whole call; a second call waits for the
+        first to finish. Afterwards starting anything raises INVALID_STATE.
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT for a bad timeout; TIMEOUT when something could
+                not be stopped or joined in time.
+        """
+        limit = check_timeout("process", timeout)
+        deadline = time.monotonic() + (30.0 if limit is None else limit)
+        with self._lock:
+            first = not self._closed
+            self._closed = True
+            procs = list(self._processes.values())
+        if not first:
+            self._cleaned.wait(max(0.0, deadline - time.monotonic()))
+            return
+        try:
+            self._shutdown(procs, deadline)
+        finally:
+            self._cleaned.set()
+
+    def _shutdown(self, procs: list[Process], deadline: float) -> None:
+        with self._restart_cond:
+            self._restart_heap.clear()
+            self._restart_cond.notify_all()
+            restarter = self._restart_thread
+        if restarter is not None and restarter is not threading.current_thread():
+            restarter.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:  # a restart may have slipped in before _closed was seen
+            procs = list(self._processes.values())
+        for proc in procs:
+            self._request_stop(proc)
+        remaining = max(0.0, deadline - time.monotonic())
+        grace = min(self._stop_timeout, remaining / 2)
+        problem: BrummerError | None = None
+        try:
+            self._kill(procs, grace)
+        except BrummerError as exc:
+            problem = exc
+        unjoined: list[str] = []
+        for proc in procs:
+            child = proc._child
+            if child is None:
+                continue
+            child.abandon()
+            if not child.join(max(0.0, deadline - time.monotonic())):
+                unjoined.append(proc.id)
+        if problem is not None:
+            raise problem
+        if unjoined or (restarter is not None and restarter.is_alive()):
+            raise BrummerError(
+                "process",
+                ErrorCode.TIMEOUT,
+                f"cleanup did not finish in time; still reading: {unjoined}",
+                hint="give cleanup a longer timeout",
+                context={"process_ids": unjoined},
+            )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _require(self, process_id: str) -> Process:
+        proc = self.get_process(process_id) if isinstance(process_id, str) else None
+        if proc is None:
+            raise BrummerError(
+                "process",
+                ErrorCode.NOT_FOUND,
+                f"no process with id {process_id!r}",
+                hint="list processes with get_all_processes(); ids change on restart",
+                context={"process_id": process_id},
+            )
+        return proc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise _closed_error()
+
+    def _publish(self, kind: str, proc: Process, data: dict[str, Any]) -> None:
+        if self._bus is None:
+            return
+        event_cls, types = self._event_types
+        try:
+            self._bus.publish(event_cls(type=getattr(types, kind), data=data, process_id=proc.id))
+        except Exception as exc:
+            _log.warning("could not publish %s for %s: %s", kind, proc.id, exc)
+
+
+def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and "=" not in k and "\0" not in v
+        for k, v in env.items()
+    ):
+        raise _invalid(
+            "env must map variable names to string values",
+            "pass e.g. {'PORT': '3000'}; names may not contain '='",
+        )
+    return dict(env)
+
+
+def _check_ctx(ctx: Any) -> None:
+    if ctx is not None:
+        ctx.raise_if_done()
+
+
+def _invalid(message: str, hint: str) -> BrummerError:
+    return BrummerError("process", ErrorCode.INVALID_ARGUMENT, message, hint=hint)
+
+
+def _closed_error() -> BrummerError:
+    return BrummerError(
+        "process",
+        ErrorCode.INVALID_STATE,
+        "the process manager was cleaned up",
+        hint="create a new ProcessManager",
+    )

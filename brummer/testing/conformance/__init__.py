@@ -1,0 +1,15 @@
+"""Conformance suites: functions that take a factory and judge any implementation by the contract.
+
+Each ``check_*`` function builds fresh instances with the factory, drives them with
+hypothesis-generated concurrent scenarios (real threads released together by a
+``threading.Barrier``) and raises ``AssertionError`` (a ``ConformanceError``) naming the first
+broken guarantee. Pass ``settings=hypothesis.settings(...)`` to run longer.
+"""
+
+from __future__ import annotations
+
+from brummer.testing.conformance._harness import ConformanceError as ConformanceError
+from brummer.testing.conformance.event_bus import check_event_bus as check_event_bus
+from brummer.testing.conformance.locks import check_locks as check_locks
+
+__all__ = ["ConformanceError", "check_event_bus", "check_locks"]

@@ -1,0 +1,551 @@
+"""The list views: Scripts, Processes, Errors, URLs and Web requests.
+
+Each rebuilds its rows from a snapshot on refresh and keeps the selection on the same item.
+
+Thread safety: ST. Loop thread only.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import logging
+import re
+import shutil
+import subprocess
+import webbrowser
+from collections.abc import Sequence
+from typing import Any
+
+import urwid
+
+from brummer.contracts import ThreadSafety, contract
+from brummer.tui.palette import clean_text, status_symbol
+from brummer.tui.views.base import Host, Row, View, format_duration, local_time
+
+_log = logging.getLogger("brummer.tui")
+
+__all__ = [
+    "ErrorsView",
+    "ListView",
+    "ProcessesView",
+    "ScriptsView",
+    "URLsView",
+    "WebView",
+    "copy_to_clipboard",
+]
+
+
+@contract(ThreadSafety.ST)
+class ListView(View):
+    """A view whose body is a list of selectable rows, optionally above a detail pane.
+
+    Thread safety: ST.
+    """
+
+    empty_text = "nothing here yet"
+
+    def __init__(self, host: Host, *, detail: bool = False) -> None:
+        self.walker: urwid.SimpleFocusListWalker[Any] = urwid.SimpleFocusListWalker([])
+        self.listbox = urwid.ListBox(self.walker)
+        self.info = urwid.Text("", wrap="clip")
+        self.detail = urwid.Text("")
+        self.filter_text = ""
+        body: urwid.Widget = self.listbox
+        if detail:
+            pane = urwid.LineBox(urwid.Filler(self.detail, valign="top"), title="details")
+            body = urwid.Pile([("weight", 1, self.listbox), ("weight", 1, pane)])
+        frame: urwid.Widget = urwid.Frame(body, header=urwid.AttrMap(self.info, "dim"))
+        super().__init__(host, frame)
+        urwid.connect_signal(self.walker, "modified", self._focus_changed)
+
+    def items(self) -> Sequence[Any]:
+        """The items to show (override).
+
+        Thread safety: ST.
+        """
+        return ()
+
+    def key_of(self, item: Any) -> Any:
+        """A stable identity of ``item`` to keep the selection on (override).
+
+        Thread safety: ST.
+        """
+        return getattr(item, "id", item)
+
+    def markup(self, item: Any) -> Any:
+        """The row text of ``item`` (override).
+
+        Thread safety: ST.
+        """
+        return str(item)
+
+    def describe(self, item: Any) -> str:
+        """The detail-pane text of ``item`` (override).
+
+        Thread safety: ST.
+        """
+        return ""
+
+    def heading(self, count: int) -> str:
+        """The line above the list.
+
+        Thread safety: ST.
+        """
+        suffix = f" · filter {self.filter_text!r}" if self.filter_text else ""
+        return f" {self.title}: {count}{suffix}"
+
+    @property
+    @contract(ThreadSafety.ST)
+    def selected(self) -> Any:
+        """The item under the cursor, None when the list is empty.
+
+        Thread safety: ST.
+        """
+        widget, _ = self.walker.get_focus()
+        return getattr(widget, "value", None)
+
+    def refresh(self) -> None:
+        items = list(self.items())
+        if self.filter_text:
+            needle = self.filter_text.lower()
+            items = [i for i in items if needle in _plain(self.markup(i)).lower()]
+        old_key = self.key_of(self.selected) if self.selected is not None else None
+        _, old_pos = self.walker.get_focus()
+        rows: list[urwid.Widget] = [Row(self.markup(item), item) for item in items]
+        if not rows:
+            rows = [urwid.Text(("dim", f"  {self.empty_text}"))]
+        self.walker[:] = rows
+        keys = [self.key_of(i) for i in items]
+        if old_key is not None and old_key in keys:
+            self.walker.set_focus(keys.index(old_key))
+        elif old_pos is not None:
+            self.walker.set_focus(min(old_pos, len(rows) - 1))
+        else:
+            self.walker.set_focus(0)
+        self.info.set_text(self.heading(len(items)))
+        self._focus_changed()
+
+    def _focus_changed(self) -> None:
+        item = self.selected
+        self.detail.set_text(self.describe(item) if item is not None else "")
+
+    def search(self, text: str) -> None:
+        self.filter_text = text
+        self.refresh()
+
+    def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        if key == "esc" and self.filter_text:
+            self.search("")
+            return None
+        return super().keypress(size, key)
+
+    def mouse_event(
+        self, size: tuple[int, ...], event: str, button: int, col: int, row: int, focus: bool
+    ) -> bool | None:
+        if event == "mouse press" and button in (4, 5):
+            self.keypress(size, "up" if button == 4 else "down")
+            return True
+        return bool(super().mouse_event(size, event, button, col, row, focus))
+
+
+def _plain(markup: Any) -> str:
+    if isinstance(markup, str):
+        return markup
+    if isinstance(markup, tuple):
+        return _plain(markup[1])
+    if isinstance(markup, list):
+        return "".join(_plain(m) for m in markup)
+    return ""
+
+
+# ---------------------------------------------------------------------- scripts
+
+
+@contract(ThreadSafety.ST)
+class ScriptsView(ListView):
+    """Everything runnable: package.json and workspace scripts, detected commands, tasks.
+
+    Thread safety: ST.
+    """
+
+    name = "scripts"
+    title = "Scripts"
+    tags = frozenset({"scripts"})
+    empty_text = "no scripts found (package.json, Procfile, Makefile...); :run <command> runs one"
+    keys = (
+        ("↑ ↓", "select"),
+        ("Enter", "run the selected script"),
+        ("/text", "filter the list (Esc clears)"),
+    )
+
+    def items(self) -> Sequence[Any]:
+        processes = getattr(self.host.app, "processes", None)
+        if processes is None:
+            return ()
+        return sorted(processes.scripts().values(), key=lambda s: (_source_rank(s), s.name))
+
+    def key_of(self, item: Any) -> Any:
+        return item.name
+
+    def markup(self, item: Any) -> Any:
+        source = str(getattr(item, "source", ""))
+        return [
+            ("name", f" {item.name:<24}"),
+            ("dim", f" {source:<12} "),
+            clean_text(str(item.command), 200),
+        ]
+
+    def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        if key == "enter" and self.selected is not None:
+            name = self.selected.name
+            self.host.background(lambda: self.host.app.run(name), f"started {name}")
+            self.host.switch_to("logs", process_id=None)
+            return None
+        return super().keypress(size, key)
+
+
+def _source_rank(script: Any) -> int:
+    order = ("package.json", "workspace", "procfile", "makefile", "vscode", "detected")
+    source = str(getattr(script, "source", ""))
+    return order.index(source) if source in order else len(order)
+
+
+# ---------------------------------------------------------------------- processes
+
+
+@contract(ThreadSafety.ST)
+class ProcessesView(ListView):
+    """Every process with its status, uptime, exit code and URLs.
+
+    Thread safety: ST.
+    """
+
+    name = "processes"
+    title = "Processes"
+    tags = frozenset({"processes", "urls"})
+    empty_text = "no processes: pick a script in Scripts (1) or type :run <script>"
+    keys = (
+        ("↑ ↓", "select"),
+        ("Enter", "show the selected process's logs"),
+        ("s", "stop the selected process (its whole tree)"),
+        ("r", "restart the selected process (starts it if stopped)"),
+        ("Ctrl+R", "restart every running process"),
+    )
+
+    def items(self) -> Sequence[Any]:
+        processes = getattr(self.host.app, "processes", None)
+        if processes is None:
+            return ()
+        procs = list(processes.get_all_processes())
+        procs.sort(key=lambda p: (not p.is_running(), -_timestamp(p.start_time)))
+        return procs
+
+    def _urls(self) -> dict[str, list[str]]:
+        logs = getattr(self.host.app, "logs", None)
+        found: dict[str, list[str]] = {}
+        if logs is None:
+            return found
+        for entry in logs.get_urls():
+            found.setdefault(entry.process_id, []).append(entry.proxy_url or entry.url)
+        return found
+
+    def refresh(self) -> None:
+        self._url_map = self._urls()
+        super().refresh()
+
+    def markup(self, item: Any) -> Any:
+        attr, symbol = status_symbol(item.status)
+        status = str(getattr(item.status, "name", item.status)).lower()
+        if item.is_running():
+            age = format_duration(_now() - _timestamp(item.start_time))
+        elif item.end_time is not None:
+            age = f"ran {format_duration(_timestamp(item.end_time) - _timestamp(item.start_time))}"
+        else:
+            age = ""
+        code = "" if item.exit_code is None else f"exit {item.exit_code}"
+        urls = " ".join(getattr(self, "_url_map", {}).get(item.id, [])[:2])
+        return [
+            (attr, f" {symbol} "),
+            ("name", f"{item.name:<20} "),
+            (attr, f"{status:<8} "),
+            ("dim", f"pid {item.pid or '-':<7} {age:<12} {code:<8} "),
+            ("url", urls),
+        ]
+
+    def describe(self, item: Any) -> str:
+        return f"{item.name}: {item.command}  (id {item.id}, cwd {item.cwd})"
+
+    def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        proc = self.selected
+        processes = getattr(self.host.app, "processes", None)
+        if key == "ctrl r" and processes is not None:
+            running = [p for p in processes.get_all_processes() if p.is_running()]
+            for p in running:
+                self.host.background(
+                    functools.partial(processes.restart_process, p.id), f"restarted {p.name}"
+                )
+            if not running:
+                self.host.status("nothing is running")
+            return None
+        if proc is None or processes is None:
+            return super().keypress(size, key)
+        if key == "enter":
+            self.host.switch_to("logs", process_id=proc.id, process_name=proc.name)
+            return None
+        if key == "s":
+            if not proc.is_running():
+                self.host.status(f"{proc.name} is not running")
+            else:
+                self.host.status(f"stopping {proc.name}…")
+                self.host.background(
+                    lambda: processes.stop_process(proc.id), f"stopped {proc.name}"
+                )
+            return None
+        if key == "r":
+            self.host.status(f"restarting {proc.name}…")
+            self.host.background(
+                lambda: processes.restart_process(proc.id), f"restarted {proc.name}"
+            )
+            return None
+        return super().keypress(size, key)
+
+
+def _timestamp(when: dt.datetime | None) -> float:
+    return when.timestamp() if when is not None else 0.0
+
+
+def _now() -> float:
+    return dt.datetime.now(dt.UTC).timestamp()
+
+
+# ---------------------------------------------------------------------- errors
+
+
+@contract(ThreadSafety.TS, guarantees="best effort; never raises")
+def copy_to_clipboard(text: str, write_terminal: Any = None) -> list[str]:
+    """Copy ``text`` via OSC 52 (through ``write_terminal``) and a system tool when present.
+
+    Thread safety: TS. Returns the names of the methods that were used.
+    """
+    used: list[str] = []
+    if write_terminal is not None:
+        payload = base64.b64encode(text.encode("utf-8", "replace")).decode("ascii")
+        try:
+            write_terminal(f"\x1b]52;c;{payload}\x07")
+            used.append("OSC 52")
+        except Exception as exc:
+            _log.debug("OSC 52 copy failed: %s", exc)
+    for tool in (
+        ["wl-copy"],
+        ["xclip", "-selection", "clipboard"],
+        ["xsel", "--clipboard", "--input"],
+        ["pbcopy"],
+    ):
+        if shutil.which(tool[0]) is None:
+            continue
+        try:
+            subprocess.run(tool, input=text.encode(), timeout=2, check=True, capture_output=True)
+            used.append(tool[0])
+            break
+        except (OSError, subprocess.SubprocessError):
+            continue
+    return used
+
+
+@contract(ThreadSafety.ST)
+class ErrorsView(ListView):
+    """Error groups (an error with its stack), newest first, with a detail pane.
+
+    Thread safety: ST.
+    """
+
+    name = "errors"
+    title = "Errors"
+    tags = frozenset({"errors"})
+    empty_text = "no errors detected"
+    keys = (
+        ("↑ ↓", "select"),
+        ("c", "copy the selected error with its stack (OSC 52 and a clipboard tool)"),
+        ("Enter", "show the logs of the process that raised it"),
+    )
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(host, detail=True)
+
+    def items(self) -> Sequence[Any]:
+        logs = getattr(self.host.app, "logs", None)
+        if logs is None:
+            return ()
+        groups = list(logs.get_error_groups())
+        groups.sort(key=lambda g: _timestamp(g.last_seen), reverse=True)
+        return groups
+
+    def markup(self, item: Any) -> Any:
+        count = f"x{item.count}" if item.count > 1 else ""
+        return [
+            ("time", f" {local_time(item.last_seen)} "),
+            ("name", f"{str(item.process_name)[:14]:<14} "),
+            ("error", f"{item.kind:<16} "),
+            clean_text(str(item.message), 300),
+            ("dim", f"  {count}"),
+        ]
+
+    def describe(self, item: Any) -> str:
+        head = f"{item.kind} in {item.process_name} · seen {item.count} times · first {local_time(item.first_seen)}"
+        lines = [clean_text(str(line), 500) for line in item.lines[:40]]
+        more = len(item.lines) - 40
+        if more > 0:
+            lines.append(f"... and {more} more lines")
+        return "\n".join([head, *lines])
+
+    def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        item = self.selected
+        if key == "c" and item is not None:
+            text = "\n".join(str(line) for line in item.lines) or str(item.message)
+            used = copy_to_clipboard(text, self.host.write_terminal)
+            self.host.status(f"copied the error ({', '.join(used) or 'no clipboard found'})")
+            return None
+        if key == "enter" and item is not None:
+            self.host.switch_to("logs", process_id=item.process_id, process_name=item.process_name)
+            return None
+        return super().keypress(size, key)
+
+
+# ---------------------------------------------------------------------- URLs
+
+
+@contract(ThreadSafety.ST)
+class URLsView(ListView):
+    """Detected URLs and the proxy URL that fronts each.
+
+    Thread safety: ST.
+    """
+
+    name = "urls"
+    title = "URLs"
+    tags = frozenset({"urls"})
+    empty_text = "no URLs seen in the logs yet"
+    keys = (("↑ ↓", "select"), ("Enter", "open the URL (through the proxy) in the browser"))
+
+    def items(self) -> Sequence[Any]:
+        logs = getattr(self.host.app, "logs", None)
+        if logs is None:
+            return ()
+        return sorted(logs.get_urls(), key=lambda u: (str(u.process_name), str(u.url)))
+
+    def key_of(self, item: Any) -> Any:
+        return item.url
+
+    def markup(self, item: Any) -> Any:
+        proxy = [("dim", " → "), ("url", str(item.proxy_url))] if item.proxy_url else []
+        return [("name", f" {str(item.process_name)[:14]:<14} "), ("url", str(item.url)), *proxy]
+
+    def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        item = self.selected
+        if key == "enter" and item is not None:
+            target = str(item.proxy_url or item.url)
+            self.host.background(lambda: webbrowser.open(target), f"opened {target}")
+            return None
+        return super().keypress(size, key)
+
+
+# ---------------------------------------------------------------------- web
+
+
+_IMAGE = re.compile(r"\.(png|jpe?g|gif|svg|webp|ico|avif)(\?|$)", re.IGNORECASE)
+_ASSET = re.compile(r"\.(js|css|map|woff2?|ttf|json|xml|txt)(\?|$)", re.IGNORECASE)
+WEB_FILTERS = ("all", "pages", "api", "images")
+
+
+def _request_kind(request: Any) -> str:
+    path = str(getattr(request, "path", "") or getattr(request, "url", ""))
+    ctype = str(getattr(request, "content_type", "") or "")
+    if _IMAGE.search(path) or ctype.startswith("image/"):
+        return "images"
+    if (
+        "/api/" in path
+        or "/graphql" in path
+        or "json" in ctype
+        or getattr(request, "is_xhr", False)
+    ):
+        return "api"
+    if "html" in ctype or path.endswith(("/", ".html")) or not _ASSET.search(path):
+        return "pages"
+    return "other"
+
+
+@contract(ThreadSafety.ST)
+class WebView(ListView):
+    """Requests that went through the proxy, with a detail pane (and telemetry when linked).
+
+    Thread safety: ST.
+    """
+
+    name = "web"
+    title = "Web"
+    tags = frozenset({"web"})
+    empty_text = "no proxied requests yet (open a URL from the URLs view)"
+    keys = (("↑ ↓", "select"), ("f", "filter: all → pages → api → images"))
+
+    def __init__(self, host: Host) -> None:
+        self.kind = "all"
+        super().__init__(host, detail=True)
+
+    def items(self) -> Sequence[Any]:
+        proxy = getattr(self.host.app, "proxy", None)
+        if proxy is None:
+            return ()
+        requests = list(proxy.get_requests())
+        if self.kind != "all":
+            requests = [r for r in requests if _request_kind(r) == self.kind]
+        return list(reversed(requests))
+
+    def heading(self, count: int) -> str:
+        proxy = getattr(self.host.app, "proxy", None)
+        state = "proxy off" if proxy is None else f"filter {self.kind}"
+        return f"{super().heading(count)} · {state}"
+
+    def markup(self, item: Any) -> Any:
+        status = getattr(item, "status_code", None) or getattr(item, "status", 0) or 0
+        attr = "error" if int(status) >= 400 or getattr(item, "error", None) else "success"
+        duration = getattr(item, "duration", 0.0) or 0.0
+        return [
+            ("time", f" {local_time(getattr(item, 'start_time', None))} "),
+            (attr, f"{status:>3} "),
+            ("name", f"{getattr(item, 'method', ''):<6} "),
+            clean_text(str(getattr(item, "url", "")), 300),
+            ("dim", f"  {int(getattr(item, 'size', 0) or 0)}B {duration * 1000:.0f}ms"),
+        ]
+
+    def describe(self, item: Any) -> str:
+        fields = (
+            "method",
+            "url",
+            "status_code",
+            "content_type",
+            "duration",
+            "process_name",
+            "size",
+            "error",
+            "auth_type",
+            "jwt_claims",
+            "session_id",
+        )
+        lines = []
+        for field in fields:
+            value = getattr(item, field, None)
+            if value not in (None, "", {}, ()):
+                lines.append(f"{field.replace('_', ' ')}: {value}")
+        telemetry = getattr(item, "telemetry", None)
+        if telemetry:
+            lines.append(f"telemetry: {telemetry}")
+        return "\n".join(lines)
+
+    def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        if key == "f":
+            self.kind = WEB_FILTERS[(WEB_FILTERS.index(self.kind) + 1) % len(WEB_FILTERS)]
+            self.refresh()
+            return None
+        return super().keypress(size, key)

@@ -1,0 +1,212 @@
+"""The container and the headless CLI over the real components, real children and real ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from brummer.app import Brummer
+from brummer.cli import demo_dir
+from brummer.config import Config
+from brummer.errors import BrummerError, ErrorCode
+from tests.helpers import wait_until
+
+QUIET = Config(no_mcp=True, no_proxy=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project whose scripts are tiny Python programs."""
+    (tmp_path / "package.json").write_text(
+        """{"name": "p", "scripts": {
+            "hello": "python3 -c \\"print('hello from script')\\"",
+            "fail": "python3 -c \\"import sys; print('about to fail'); sys.exit(3)\\"",
+            "stubborn": "python3 stubborn.py"
+        }}"""
+    )
+    (tmp_path / "stubborn.py").write_text(
+        textwrap.dedent(
+            """
+            import signal, time
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            print("ignoring SIGTERM", flush=True)
+            while True:
+                time.sleep(1)
+            """
+        )
+    )
+    return tmp_path
+
+
+@pytest.fixture
+def started(project: Path) -> Iterator[Brummer]:
+    app = Brummer(project, QUIET)
+    app.start()
+    try:
+        yield app
+    finally:
+        app.stop(timeout=15)
+
+
+def lines_of(app: Brummer) -> list[str]:
+    return [str(entry.content) for entry in app.logs.get_all()]
+
+
+def test_runs_a_script_and_collects_its_lines(started: Brummer) -> None:
+    proc = started.run("hello")
+    assert proc.wait(timeout=20).name == "SUCCESS"
+    assert wait_until(lambda: "hello from script" in lines_of(started), timeout=10)
+    failing = started.run("fail")
+    assert failing.wait(timeout=20).name == "FAILED"
+    assert failing.exit_code == 3
+
+
+def test_a_command_that_is_not_a_script_runs_in_the_shell(started: Brummer) -> None:
+    proc = started.run("python3 -c \"print('ad hoc')\"")
+    assert proc.name == "python3"
+    proc.wait(timeout=20)
+    assert wait_until(lambda: "ad hoc" in lines_of(started), timeout=10)
+
+
+def test_stop_is_idempotent_and_bounded_even_when_a_child_ignores_sigterm(project: Path) -> None:
+    app = Brummer(project, Config(no_mcp=True, no_proxy=True, stop_timeout=0.5))
+    app.start()
+    proc = app.run("stubborn")
+    assert wait_until(lambda: "ignoring SIGTERM" in lines_of(app), timeout=15)
+    pid = proc.pid
+    assert pid is not None
+    began = time.monotonic()
+    app.stop(timeout=10)
+    assert time.monotonic() - began < 10
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    app.stop()
+    assert not app.is_running
+    with pytest.raises(BrummerError) as info:
+        app.start()
+    assert info.value.code is ErrorCode.INVALID_STATE
+
+
+def test_context_manager_stops_children(project: Path) -> None:
+    with Brummer(project, QUIET) as app:
+        proc = app.run("stubborn")
+        assert wait_until(lambda: proc.pid is not None and proc.is_running(), timeout=15)
+        pid = proc.pid
+    assert pid is not None
+    assert wait_until(lambda: not psutil.pid_exists(pid), timeout=5)
+
+
+def test_start_is_all_or_nothing_when_the_proxy_port_is_taken(project: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = Brummer(project, Config(no_mcp=True, proxy_port=port))
+        with pytest.raises(BrummerError):
+            app.start()
+    assert app.processes is None
+    assert app.events is None
+    assert not app.is_running
+    app.stop()
+
+
+def test_full_stack_with_proxy_and_mcp(project: Path) -> None:
+    config = Config(mcp_port=free_port(), proxy_port=free_port())
+    with Brummer(project, config) as app:
+        assert app.proxy is not None
+        assert app.mcp is not None
+        assert app.proxy.is_running
+        url = str(app.mcp.url)
+        assert url.endswith("/mcp")
+
+
+def test_missing_project_directory(tmp_path: Path) -> None:
+    with pytest.raises(BrummerError) as info:
+        Brummer(tmp_path / "missing")
+    assert info.value.code is ErrorCode.NOT_FOUND
+
+
+# ------------------------------------------------------------------ the headless CLI
+
+
+def brummer_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "brummer", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def test_headless_prints_lines_and_exits_with_the_worst_code() -> None:
+    cli = brummer_cli("--no-tui", "--no-mcp", "--no-proxy", "-d", str(demo_dir()), "test", "build")
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 1, err
+    lines = out.splitlines()
+    assert any(
+        line.endswith("| Tests: 1 failed, 3 passed, 4 total") and " test | " in line
+        for line in lines
+    )
+    assert any(" build | [build] build completed successfully" in line for line in lines)
+    import re
+
+    stamp = re.compile(r"^\d\d:\d\d:\d\d \S+ \| ")
+    assert all(stamp.match(line) for line in lines), lines[:5]
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def test_headless_sigterm_stops_every_child_tree(project: Path) -> None:
+    cli = brummer_cli("--no-tui", "--no-mcp", "--no-proxy", "-d", str(project), "stubborn")
+    try:
+        assert wait_until(lambda: any("stubborn" in " ".join(p.cmdline()) for p in _descendants(cli.pid) if p.is_running()), timeout=20)
+        children = _descendants(cli.pid)
+        cli.send_signal(signal.SIGTERM)
+        cli.communicate(timeout=30)
+        assert wait_until(lambda: not any(p.is_running() for p in children), timeout=5)
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.communicate()
+
+
+def test_second_ctrl_c_kills_at_once(project: Path) -> None:
+    env_cli = brummer_cli
+    cli = env_cli("--no-tui", "--no-mcp", "--no-proxy", "-d", str(project), "stubborn")
+    try:
+        assert wait_until(lambda: any("stubborn" in " ".join(p.cmdline()) for p in _descendants(cli.pid) if p.is_running()), timeout=20)
+        children = _descendants(cli.pid)
+        cli.send_signal(signal.SIGINT)
+        cli.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        cli.communicate(timeout=20)
+        assert time.monotonic() - began < 8
+        assert wait_until(lambda: not any(p.is_running() for p in children), timeout=5)
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.communicate()
