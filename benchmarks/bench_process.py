@@ -17,6 +17,7 @@ minimal list store (say which in the results).
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from brummer.process import ProcessManager, ProcessStatus  # noqa: E402
+from brummer.process import ProcessManager, ProcessStatus
 
 QUICK = "--quick" in sys.argv
 LINES = 200_000 if QUICK else 1_000_000
@@ -64,7 +65,11 @@ def make_store(capacity: int) -> tuple[Any, str, Any]:
         from brummer.logs import LogStore
     except ImportError:
         store = CountingStore()
-        return store, "minimal list store (brummer.logs.LogStore not importable)", lambda: len(store.entries)
+        return (
+            store,
+            "minimal list store (brummer.logs.LogStore not importable)",
+            lambda: len(store.entries),
+        )
     real = LogStore(max_entries=capacity)
     return real, "brummer.logs.LogStore (detection on)", lambda: real.metrics().total_entries
 
@@ -134,10 +139,8 @@ def latency(n: int) -> list[float]:
             result = store.add_batch(entries)
             now = time.monotonic()
             for entry in entries:
-                try:
+                with contextlib.suppress(ValueError):
                     delays.append(now - float(entry.content))
-                except ValueError:
-                    pass
             return result
 
     with tempfile.TemporaryDirectory() as work:
@@ -221,7 +224,7 @@ def main() -> None:
     print(f"stdlib baseline (for line in proc.stdout, list+lock): {base:,.0f} lines/s")
     one, kind = throughput(1)
     print(f"store: {kind}")
-    print(f"1 child  → store, end to end: {one:,.0f} lines/s ({one / base:.2f}× baseline)")
+    print(f"1 child  → store, end to end: {one:,.0f} lines/s ({one / base:.2f} x baseline)")
     ten, _ = throughput(10)
     print(f"10 children → store, total:   {ten:,.0f} lines/s")
     delays = latency(1000 if QUICK else 2000)

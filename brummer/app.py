@@ -105,7 +105,7 @@ class Brummer:
             self._state = "started"
 
     def _build(self) -> None:
-        from brummer.events import EventBus
+        from brummer.events import EventBus, EventType
         from brummer.logs import LogStore
         from brummer.pool import WorkerPool
         from brummer.process import ProcessManager
@@ -122,6 +122,7 @@ class Brummer:
             max_errors=cfg.log_max_errors,
             max_urls=cfg.log_max_urls,
             event_bus=self.events,
+            extra_rules=_rules_for_store(cfg) or None,
         )
         self._stoppers.append(("logs", lambda _t: self.logs.close()))
         self.processes = ProcessManager(
@@ -132,10 +133,36 @@ class Brummer:
             stop_timeout=cfg.stop_timeout,
         )
         self._stoppers.append(("processes", lambda t: self.processes.cleanup(timeout=t)))
+        self._subscribe(EventType.PROCESS_EXITED, self._on_process_exited)
         if not cfg.no_proxy:
             self._build_proxy()
+            self._subscribe(EventType.URL_DETECTED, self._on_url_detected)
         if not cfg.no_mcp:
             self._build_mcp()
+
+    def _subscribe(self, event_type: Any, handler: Callable[[Any], None]) -> None:
+        sub_id = self.events.subscribe(event_type, handler)
+        self._stoppers.append(("subscription", lambda _t: self.events.unsubscribe(sub_id)))
+
+    def _on_process_exited(self, event: Any) -> None:
+        logs = self.logs
+        if logs is not None and event.process_id:
+            logs.mark_process_exited(event.process_id)
+
+    def _on_url_detected(self, event: Any) -> None:
+        """Front every URL a process prints with the proxy, and record the proxy URL."""
+        proxy, logs = self.proxy, self.logs
+        url = event.data.get("url")
+        if proxy is None or logs is None or not url:
+            return
+        name = str(event.data.get("process_name") or event.process_id or "unknown")
+        try:
+            proxy_url = proxy.register_url(url, name, process_id=event.process_id)
+        except BrummerError as exc:
+            _log.debug("not fronting %s with the proxy: %s", url, exc)
+            return
+        if proxy_url:
+            logs.set_proxy_url(url, proxy_url)
 
     def _build_proxy(self) -> None:
         from brummer.proxy import ProxyServer
@@ -154,7 +181,12 @@ class Brummer:
     def _build_mcp(self) -> None:
         from brummer.mcp import MCPServer
 
-        self.mcp = MCPServer(self, port=self.config.mcp_port)
+        self.mcp = MCPServer(
+            self,
+            port=self.config.mcp_port,
+            command_run_enabled=self.config.command_run,
+            project_dir=self.work_dir,
+        )
         self.mcp.start()
         self._stoppers.append(("mcp", lambda _t: self.mcp.stop()))
 
@@ -246,6 +278,24 @@ class Brummer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _rules_for_store(config: Config) -> dict[str, Any]:
+    """The configured ``[[error_rules]]`` in the log store's rule format."""
+    if not config.error_rules:
+        return {}
+    return {
+        "error": [
+            {
+                "name": f"user-{index}",
+                "pattern": rule.pattern,
+                "kind": rule.kind,
+                "triggers": list(rule.triggers),
+                "style": "stack",
+            }
+            for index, rule in enumerate(config.error_rules)
+        ]
+    }
 
 
 def _splittable(text: str) -> bool:

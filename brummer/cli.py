@@ -196,11 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_hub() -> int:
-    try:
-        from brummer.mcp import run_hub_stdio  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        _err("the MCP hub is not available in this installation")
-        return EXIT_FAILURE
+    from brummer.mcp import run_hub_stdio
+
     try:
         return int(run_hub_stdio() or 0)
     except KeyboardInterrupt:

@@ -69,14 +69,15 @@ class RestartSettings:
 @contract(ThreadSafety.TS)
 @attrs.frozen
 class ErrorRule:
-    """An extra error-detection rule (``[[error_rules]]``): lines matching ``pattern`` are errors.
+    """An extra error-detection rule (``[[error_rules]]``): a line matching ``pattern`` starts an error.
 
-    Thread safety: TS (immutable value).
+    Thread safety: TS (immutable value). ``triggers`` are lower-case substrings one of which
+    must be in the line before the regex is tried (derived from a plain-text pattern).
     """
 
     pattern: str
     kind: str = "Error"
-    level: str = "error"
+    triggers: tuple[str, ...] = ()
 
 
 @contract(ThreadSafety.TS)
@@ -480,7 +481,7 @@ def _apply_rules(
         if not isinstance(rule, dict) or not isinstance(rule.get("pattern"), str):
             problems.append(ConfigProblem(name, rule_line, key, "needs a string 'pattern'"))
             continue
-        unknown = set(rule) - {"pattern", "kind", "level"}
+        unknown = set(rule) - {"pattern", "kind", "triggers"}
         if unknown:
             problems.append(
                 ConfigProblem(name, rule_line, key, f"unknown settings {sorted(unknown)}")
@@ -491,11 +492,53 @@ def _apply_rules(
         except re.error as exc:
             problems.append(ConfigProblem(name, rule_line, key, f"pattern does not compile: {exc}"))
             continue
-        kind, level = rule.get("kind", "Error"), rule.get("level", "error")
-        if not isinstance(kind, str) or not isinstance(level, str):
-            problems.append(ConfigProblem(name, rule_line, key, "kind and level must be strings"))
+        kind = rule.get("kind", "Error")
+        if not isinstance(kind, str) or not kind:
+            problems.append(ConfigProblem(name, rule_line, key, "kind must be a non-empty string"))
             continue
-        rules.append(ErrorRule(pattern=rule["pattern"], kind=kind, level=level))
+        triggers = rule.get("triggers")
+        if triggers is None:
+            literal = _literal(rule["pattern"])
+            if not literal:
+                problems.append(
+                    ConfigProblem(
+                        name,
+                        rule_line,
+                        key,
+                        "add triggers = [...]: lower-case words one of which every matching "
+                        "line contains (needed for a pattern that is not plain text)",
+                    )
+                )
+                continue
+            triggers = [literal]
+        if (
+            not isinstance(triggers, list)
+            or not triggers
+            or not all(isinstance(t, str) and t for t in triggers)
+        ):
+            problems.append(
+                ConfigProblem(name, rule_line, key, "triggers must be a list of non-empty strings")
+            )
+            continue
+        rules.append(
+            ErrorRule(
+                pattern=rule["pattern"],
+                kind=kind,
+                triggers=tuple(t.lower() for t in triggers),
+            )
+        )
+
+
+_REGEX_SPECIAL = re.compile(r"[.^$*+?{}\[\]|()]")
+
+
+def _literal(pattern: str) -> str:
+    """The pattern's text when it is plain text (anchors allowed), else ""."""
+    text = pattern.removeprefix("^").removesuffix("$")
+    unescaped = re.sub(r"\\(.)", r"\1", text)
+    if _REGEX_SPECIAL.search(re.sub(r"\\.", "", text)):
+        return ""
+    return unescaped.strip().lower()
 
 
 def _apply_env(
@@ -597,7 +640,7 @@ def format_settings(config: Config) -> str:
             "[[error_rules]]",
             f"pattern = {_toml_value(rule.pattern)}",
             f"kind = {_toml_value(rule.kind)}",
-            f"level = {_toml_value(rule.level)}",
+            f"triggers = [{', '.join(_toml_value(t) for t in rule.triggers)}]",
         ]
     if config.problems:
         lines += ["", "# problems (not applied):"]

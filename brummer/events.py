@@ -177,7 +177,7 @@ class Event:
     """
 
     type: EventType | str = attrs.field(converter=_event_type)
-    data: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=_frozen_data)
+    data: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=_frozen_data, hash=False)
     process_id: str | None = None
     id: str = attrs.field(factory=_next_event_id)
     timestamp: datetime = attrs.field(factory=_utc_now)
@@ -284,7 +284,7 @@ _RUNNING: Final = 2
 class _Lane:
     """One subscription: its handler and its mailbox. Guarded by the bus lock."""
 
-    __slots__ = ("active", "box", "depth", "handler", "id", "key", "nshared", "runner", "state")
+    __slots__ = ("box", "depth", "handler", "id", "key", "nshared", "runner", "state")
 
     def __init__(
         self, sub_id: SubscriptionID, key: EventType | str | None, handler: _Handler
@@ -292,7 +292,6 @@ class _Lane:
         self.id = sub_id
         self.key = key  # None: every event type
         self.handler = handler
-        self.active = True  # read without the lock by the delivering thread
         self.box: deque[_Item] = deque()  # waiting items, publish order
         self.depth = [0, 0, 0]  # waiting items by priority
         self.nshared = 0  # waiting items that are _Shared
@@ -318,9 +317,10 @@ class EventBus:
     handler (``stop`` and ``unsubscribe`` of the handler's own subscription do not wait there).
 
     Guarantees:
-    - a handler subscribed before ``publish`` returns receives that event (unless shed);
-      once ``unsubscribe`` returns, the handler receives nothing more and is not running
-      (unless ``unsubscribe`` was called from that handler);
+    - a handler receives exactly the events published while it was subscribed (unless
+      shed): one subscribed before ``publish`` returns receives that event; ``unsubscribe``
+      delivers what is still waiting, and once it returns the handler receives nothing
+      more and is not running (unless ``unsubscribe`` was called from that handler);
     - one subscription sees its events in publish order (so events of one process never
       overtake each other) and is never called concurrently with itself; different
       subscriptions run in parallel on up to ``workers`` dispatchers;
@@ -451,12 +451,14 @@ class EventBus:
 
     @contract(ThreadSafety.TS, timeout=BLOCKING)
     def unsubscribe(self, sub_id: SubscriptionID | str) -> None:
-        """Stop deliveries to a subscription; its waiting events are discarded.
+        """End a subscription: events published from now on do not reach its handler.
 
-        Thread safety: TS. Blocks while the handler is running on another thread, so that
-        afterwards it is not running and receives nothing more. Called from inside that
-        handler it returns at once; the handler gets no further call. (Two handlers
-        unsubscribing each other from inside themselves would wait for each other.)
+        Thread safety: TS. Blocking: the events published while subscribed that are still
+        waiting are delivered first, and the call returns once the handler has finished
+        them and is not running. Called from inside that same handler it returns at once
+        (the waiting events follow after the handler returns). Called from another handler
+        of this bus it delivers the waiting events itself rather than wait for a dispatcher.
+        (Two handlers unsubscribing each other from inside themselves wait for each other.)
 
         Raises:
             BrummerError: NOT_FOUND for an unknown id or one already unsubscribed;
@@ -468,6 +470,7 @@ class EventBus:
                 "pass the SubscriptionID that subscribe() or subscribe_all() returned",
             )
         me = threading.get_ident()
+        helping = getattr(self._local, "dispatching", False)
         with self._lock:
             lane = self._lanes.pop(sub_id, None)
             if lane is None:
@@ -478,16 +481,19 @@ class EventBus:
                     hint="it was never returned by subscribe() or is already unsubscribed",
                     context={"subscription": str(sub_id)},
                 )
-            lane.active = False
-            self._rebuild_routes_locked()
-            self._discard_waiting_locked(lane, dropped=False)
-            if lane.state == _RUNNING and lane.runner != me:
-                self._watchers += 1
-                try:
-                    while lane.state == _RUNNING:
+            self._rebuild_routes_locked()  # from here on nothing new enters the lane
+            if lane.runner == me:
+                return
+            self._watchers += 1
+            try:
+                while lane.box or lane.state == _RUNNING:
+                    if helping and lane.state == _READY:
+                        self._ready.remove(lane)  # a dispatcher might be what we wait for
+                        self._deliver_lane_locked(lane)
+                    else:
                         self._changed.wait()
-                finally:
-                    self._watchers -= 1
+            finally:
+                self._watchers -= 1
 
     def _rebuild_routes_locked(self) -> None:
         route_all = tuple(lane for lane in self._lanes.values() if lane.key is None)
@@ -508,6 +514,9 @@ class EventBus:
         policy and the shed event is counted); under BLOCK waits up to ``publish_timeout``
         for room in every lane the event goes to.
 
+        A handler publishing under BLOCK into another subscription's full lane delivers
+        that lane itself instead of waiting for a dispatcher (there may be none free).
+
         Raises:
             BrummerError: INVALID_ARGUMENT for a non-Event; INVALID_STATE once stop() has
                 begun; RESOURCE_LIMIT (temporary) when BLOCK's wait runs out, or at once when
@@ -526,7 +535,7 @@ class EventBus:
                 if self._policy is Backpressure.BLOCK and lanes:
                     lanes = self._wait_for_room_locked(event, lanes)
                 spawn = self._accept_locked(event, lanes, self._policy)
-        if spawn:
+        for _ in range(spawn):
             self._spawn()
 
     @contract(ThreadSafety.TS)
@@ -554,11 +563,11 @@ class EventBus:
                 if policy is Backpressure.BLOCK:
                     policy = Backpressure.DROP_NEWEST
                 spawn = self._accept_locked(event, lanes, policy)
-        if spawn:
+        for _ in range(spawn):
             self._spawn()
 
-    def _append_locked(self, event: Event, lane: _Lane) -> bool:
-        """Accept ``event`` for its only lane, which has room; True: start a dispatcher."""
+    def _append_locked(self, event: Event, lane: _Lane) -> int:
+        """Accept ``event`` for its only lane, which has room; return dispatchers to start."""
         self._published += 1
         lane.box.append(event)
         priority = event.priority
@@ -568,30 +577,30 @@ class EventBus:
             lane.state = _READY
             self._ready.append(lane)
             return self._wake_locked()
-        return False
+        return 0
 
-    def _accept_locked(self, event: Event, lanes: tuple[_Lane, ...], policy: Backpressure) -> bool:
-        """Count ``event`` and put it into ``lanes``; True when a dispatcher must be started."""
+    def _accept_locked(self, event: Event, lanes: tuple[_Lane, ...], policy: Backpressure) -> int:
+        """Count ``event`` and put it into ``lanes``; return how many dispatchers to start."""
         self._published += 1
         if not lanes:
             self._processed += 1
-            return False
+            return 0
         priority = event.priority
-        wake = False
+        spawns = 0
         if len(lanes) == 1:  # the common case: no shared record
             lane = lanes[0]
             if len(lane.box) >= self._queue_size and not self._make_room_locked(
                 lane, priority, policy
             ):
                 self._dropped += 1
-                return False
+                return 0
             lane.box.append(event)
             lane.depth[priority] += 1
             self._depth[priority] += 1
             if lane.state == _IDLE:
                 lane.state = _READY
                 self._ready.append(lane)
-                wake = True
+                spawns += self._wake_locked()
         else:
             shared = _Shared(event)
             self._depth[priority] += 1
@@ -608,10 +617,10 @@ class EventBus:
                 if lane.state == _IDLE:
                     lane.state = _READY
                     self._ready.append(lane)
-                    wake = True
+                    spawns += self._wake_locked()  # one per lane made ready
             if shared.remaining == 0:
                 self._finish_shared_locked(shared)
-        return wake and self._wake_locked()
+        return spawns
 
     def _make_room_locked(self, lane: _Lane, priority: int, policy: Backpressure) -> bool:
         """Shed one waiting item of ``lane`` for an event of ``priority``; False: shed the new one."""
@@ -653,6 +662,7 @@ class EventBus:
         if all(len(lane.box) < limit for lane in lanes):
             return lanes
         me = threading.get_ident()
+        helping = getattr(self._local, "dispatching", False)
         timeout = self._publish_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         self._space_waiters += 1
@@ -666,6 +676,11 @@ class EventBus:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise self._full_error(timeout, own_lane=False)
+                waiting = [lane for lane in full if lane.state == _READY]
+                if helping and waiting:  # a handler publishing: drain the lane, do not wait
+                    self._ready.remove(waiting[0])
+                    self._deliver_lane_locked(waiting[0])
+                    continue
                 self._space.wait(left)
                 if self._state is not _State.RUNNING:
                     raise self._stopped_error("publish")
@@ -675,16 +690,16 @@ class EventBus:
 
     # ------------------------------------------------------------------ dispatching
 
-    def _wake_locked(self) -> bool:
-        """A lane became ready: notify an idle dispatcher, or say one must be started."""
+    def _wake_locked(self) -> int:
+        """A lane became ready: notify an idle dispatcher, or return 1: start one."""
         if self._idle:
             self._idle -= 1
             self._work.notify()
-            return False
+            return 0
         if self._dispatchers < self._workers:
             self._dispatchers += 1  # reserved now; _spawn starts it after the lock is released
-            return True
-        return False  # every dispatcher is busy; each one looks at _ready before it waits
+            return 1
+        return 0  # every dispatcher is busy; each one looks at _ready before it waits
 
     def _spawn(self) -> None:
         """Start the dispatcher reserved by _wake_locked (a pool task, else a thread)."""
@@ -741,10 +756,13 @@ class EventBus:
             self._local.dispatching = previous
 
     def _deliver_one_locked(self) -> None:
-        """Claim the first ready lane, run its handler on a chunk without the lock, account."""
-        lane = self._ready.popleft()
+        """Serve the first ready lane."""
+        self._deliver_lane_locked(self._ready.popleft())
+
+    def _deliver_lane_locked(self, lane: _Lane) -> None:
+        """Claim a ready lane, run its handler on a chunk without the lock, then account."""
         box = lane.box
-        if not lane.active or not box:
+        if not box:
             lane.state = _IDLE
             return
         chunk: deque[_Item] | list[_Item]
@@ -772,12 +790,12 @@ class EventBus:
         self._lock.release()
         started = time.perf_counter()
         try:
-            calls, errors = self._call_handler(lane, chunk, nshared)
+            errors = self._call_handler(lane, chunk, nshared)
         finally:
             elapsed = time.perf_counter() - started
             self._lock.acquire()
         self._busy -= 1
-        self._calls += calls
+        self._calls += len(chunk)
         self._errors += errors
         self._handler_time += elapsed
         if nshared:
@@ -793,7 +811,7 @@ class EventBus:
         depth[2] -= counts[2]
         self._processed += counts[0] + counts[1] + counts[2]
         lane.runner = 0
-        if lane.active and lane.box:
+        if lane.box:
             lane.state = _READY
             self._ready.append(lane)  # this dispatcher loops and serves the ready lanes in turn
         else:
@@ -802,18 +820,13 @@ class EventBus:
             self._changed.notify_all()
 
     @staticmethod
-    def _call_handler(
-        lane: _Lane, chunk: deque[_Item] | list[_Item], nshared: int
-    ) -> tuple[int, int]:
-        """Call the lane's handler for each item until the lane is unsubscribed."""
+    def _call_handler(lane: _Lane, chunk: deque[_Item] | list[_Item], nshared: int) -> int:
+        """Call the lane's handler for each item of the chunk; return how many calls raised."""
         handler = lane.handler
-        calls = errors = 0
+        errors = 0
         if nshared:
             for item in chunk:
-                if not lane.active:
-                    break
                 event = item.event if isinstance(item, _Shared) else item
-                calls += 1
                 try:
                     handler(event)
                 except BaseException:
@@ -821,15 +834,12 @@ class EventBus:
                     _log_handler_failure(lane, event)
         else:
             for event in cast("Iterable[Event]", chunk):  # no _Shared in this chunk
-                if not lane.active:
-                    break
-                calls += 1
                 try:
                     handler(event)
                 except BaseException:
                     errors += 1
                     _log_handler_failure(lane, event)
-        return calls, errors
+        return errors
 
     def _finish_shared_locked(self, shared: _Shared) -> None:
         self._depth[shared.priority] -= 1
@@ -838,8 +848,8 @@ class EventBus:
         else:
             self._processed += 1
 
-    def _discard_waiting_locked(self, lane: _Lane, *, dropped: bool) -> None:
-        """Remove every waiting item of ``lane``, counted as processed (or dropped)."""
+    def _discard_waiting_locked(self, lane: _Lane) -> None:
+        """Drop every waiting item of ``lane`` (stop() ran out of time)."""
         box = lane.box
         if not box:
             return
@@ -848,16 +858,13 @@ class EventBus:
         lane.nshared = 0
         for item in box:
             if isinstance(item, _Shared):
-                item.dropped = item.dropped or dropped
+                item.dropped = True
                 item.remaining -= 1
                 if item.remaining == 0:
                     self._finish_shared_locked(item)
             else:
                 self._depth[item.priority] -= 1
-                if dropped:
-                    self._dropped += 1
-                else:
-                    self._processed += 1
+                self._dropped += 1
         if self._space_waiters:
             self._space.notify_all()
 
@@ -902,7 +909,7 @@ class EventBus:
             undelivered = self._pending_locked()
             if undelivered:
                 for lane in self._lanes.values():
-                    self._discard_waiting_locked(lane, dropped=True)
+                    self._discard_waiting_locked(lane)
             self._state = _State.STOPPED
             self._work.notify_all()
             threads = [t for t in self._threads if t is not threading.current_thread()]
@@ -936,7 +943,7 @@ class EventBus:
                 events_dropped=self._dropped,
                 handler_errors=self._errors,
                 avg_processing_time=self._handler_time / self._calls if self._calls else 0.0,
-                worker_utilization=self._busy / self._workers,
+                worker_utilization=min(1.0, self._busy / self._workers),
                 queue_depth=(self._depth[0], self._depth[1], self._depth[2]),
             )
 

@@ -19,7 +19,6 @@ its own lock, never held while calling out.
 
 from __future__ import annotations
 
-import bisect
 import importlib.resources
 import itertools
 import re
@@ -139,11 +138,11 @@ def _trim_url(url: str) -> str:
 
 
 @contract(ThreadSafety.TS)
-@attrs.frozen
+@attrs.frozen(eq=False)
 class DetectionRule:
     """One compiled detection rule (see ``rules.toml`` for the meaning of each field).
 
-    Thread safety: TS (immutable).
+    Thread safety: TS (immutable). Compared and hashed by identity.
     """
 
     section: str
@@ -437,7 +436,11 @@ class Detector:
 
     def __init__(
         self,
-        extra_rules: str | Path | Mapping[str, Any] | Sequence[str | Path | Mapping[str, Any]] | None = None,
+        extra_rules: str
+        | Path
+        | Mapping[str, Any]
+        | Sequence[str | Path | Mapping[str, Any]]
+        | None = None,
         *,
         max_groups: int = 500,
     ) -> None:
@@ -463,9 +466,8 @@ class Detector:
         self._groups: OrderedDict[tuple[str, str, str], _GroupRecord] = OrderedDict()
         self._group_process: dict[str, tuple[str, str]] = {}
         self._next_group = itertools.count(1)
-        self._classification_cache: dict[
-            tuple[LogLevel, tuple[str, ...], int], Classification
-        ] = {}
+        self._rules_cache: dict[tuple[tuple[str, ...], bool], tuple[DetectionRule, ...]] = {}
+        self._classification_cache: dict[tuple[LogLevel, tuple[str, ...], int], Classification] = {}
 
     @property
     @contract(ThreadSafety.TS)
@@ -486,9 +488,7 @@ class Detector:
 
     # ------------------------------------------------------------------ batch scanning
 
-    def _scan(
-        self, process_id: str, process_name: str, contents: Sequence[str]
-    ) -> _Batch:
+    def _scan(self, process_id: str, process_name: str, contents: Sequence[str]) -> _Batch:
         """Classify a batch of lines of one process; keys are lowered, ANSI-stripped texts."""
         n = len(contents)
         blob = "\n".join(contents)
@@ -498,34 +498,30 @@ class Detector:
         keys = lowered.split("\n")
         if len(keys) != n:  # a content held "\n" itself (or n == 0): go line by line
             keys = [strip_ansi(c).lower() for c in contents]
-            lowered = "\n".join(keys)
-            aligned = False
-        else:
-            aligned = True
+            lowered = "\n".join(k.replace("\n", " ") for k in keys)
         hits: dict[int, list[str]] = {}
         triggers = self._ascii_triggers if lowered.isascii() else self._by_trigger
-        ends: list[int] | None = None
         for trigger in triggers:
             pos = lowered.find(trigger)
-            if pos == -1:
-                continue
-            if ends is None:
-                ends = list(itertools.accumulate(k_len + 1 for k_len in map(len, keys)))
+            line = 0
+            last = 0
             while pos != -1:
-                line = bisect.bisect_right(ends, pos)
+                line += lowered.count("\n", last, pos)
                 found = hits.get(line)
                 if found is None:
                     hits[line] = [trigger]
                 elif found[-1] != trigger:
                     found.append(trigger)
-                pos = lowered.find(trigger, ends[line] if line < n else pos + 1)
+                last = lowered.find("\n", pos)
+                if last == -1:
+                    break
+                pos = lowered.find(trigger, last + 1)
         special: dict[int, Classification] = {}
         findings: list[Finding] = []
         urls: list[tuple[int, str, str]] = []
         if not hits and process_id not in self._open:
             return _Batch(keys, special, findings, urls)
         cap = self._settings.max_detect_chars
-        del aligned
         with self._lock:
             group = self._open.get(process_id)
             candidates = sorted(hits)
@@ -543,14 +539,19 @@ class Detector:
                 raw = contents[i]
                 text = strip_ansi(raw[:cap]) if "\x1b" in raw else raw[:cap]
                 line_hits = hits.get(i, ())
-                group, cls = self._feed(
-                    process_id, process_name, group, text, line_hits, findings
-                )
+                group, cls = self._feed(process_id, process_name, group, text, line_hits, findings)
                 if cls is not None:
                     special[i] = cls
                 if "://" in line_hits:
-                    context = text[:200]
-                    urls.extend((i, url, context) for url in detect_urls(text))
+                    found_urls = detect_urls(text)
+                    if found_urls:
+                        urls.extend((i, url, text) for url in found_urls)
+                        base = cls or self._make_class(LogLevel.INFO, (), 0)
+                        special[i] = self._make_class(
+                            base.level,
+                            _merge(base.tags, ("url",)),
+                            base.priority - LEVEL_PRIORITY[base.level],
+                        )
                 i += 1
             if group is None:
                 self._open.pop(process_id, None)
@@ -581,7 +582,9 @@ class Detector:
                 group.blank_pending = False
                 self._append(group, text)
                 cls, _ = self._classify_line(text, line_hits) if line_hits else (None, None)
-                level = LogLevel.ERROR if cls is None else max(cls.level, LogLevel.ERROR)
+                level = LogLevel.ERROR
+                if cls is not None and cls.level >= LogLevel.WARNING:
+                    level = cls.level  # a warning listed under an error stays a warning
                 tags = ("error", "stack") if cls is None else _merge(cls.tags, ("error", "stack"))
                 if len(group.lines) >= settings.max_group_lines:
                     self._close(process_id, group, findings)
@@ -636,35 +639,54 @@ class Detector:
         if line_hits is None:
             lower = text.lower()
             line_hits = [t for t in self._by_trigger if t in lower]
-        rules: set[DetectionRule] = set()
-        for trigger in line_hits:
-            rules.update(self._by_trigger.get(trigger, ()))
+        rules = self._rules_for(tuple(line_hits))
         if not rules:
             return self._make_class(LogLevel.INFO, (), 0), None
-        level = LogLevel.INFO
+        found: LogLevel | None = None
         tags: tuple[str, ...] = ()
         boost = 0
         error_rule: tuple[DetectionRule, re.Match[str]] | None = None
-        for rule in sorted(rules, key=self._order.__getitem__):
+        for rule in rules:
             section = rule.section
-            if section in ("build", "test"):
-                continue
             if section == "error":
                 if error_rule is None:
                     match = rule.pattern.search(text)
                     if match:
                         error_rule = (rule, match)
-                        tags = _merge(tags, ("error", rule.language) if rule.language else ("error",))
-                        level = max(level, rule.level or LogLevel.ERROR)
+                        tags = _merge(
+                            tags, ("error", rule.language) if rule.language else ("error",)
+                        )
+                        found = max(found or LogLevel.DEBUG, rule.level or LogLevel.ERROR)
                 continue
             subject = rule.unless.sub(" ", text) if rule.unless is not None else text
             if rule.pattern.search(subject):
                 if rule.level is not None:
-                    level = max(level, rule.level)
+                    found = rule.level if found is None else max(found, rule.level)
                 if rule.tags:
                     tags = _merge(tags, rule.tags)
                 boost = max(boost, rule.priority)
+        level = LogLevel.INFO if found is None else found
         return self._make_class(level, tags, boost), error_rule
+
+    def _rules_for(
+        self, hits: tuple[str, ...], *, outcomes: bool = False
+    ) -> tuple[DetectionRule, ...]:
+        """Rules to try for a set of triggers, in file order (cached per trigger set).
+
+        Level/tag/error rules, or with ``outcomes`` the build/test rules.
+        """
+        key = (hits, outcomes)
+        rules = self._rules_cache.get(key)
+        if rules is None:
+            wanted = {r for t in hits for r in self._by_trigger.get(t, ())}
+            rules = tuple(
+                r
+                for r in sorted(wanted, key=self._order.__getitem__)
+                if (r.section in ("build", "test")) == outcomes
+            )
+            if len(self._rules_cache) < 4096:
+                self._rules_cache[key] = rules
+        return rules
 
     def _make_class(self, level: LogLevel, tags: tuple[str, ...], boost: int) -> Classification:
         key = (level, tags, boost)
@@ -683,35 +705,30 @@ class Detector:
         line_hits: Sequence[str],
         findings: list[Finding],
     ) -> None:
-        seen: set[DetectionRule] = set()
-        for trigger in line_hits:
-            for rule in self._by_trigger.get(trigger, ()):
-                if rule in seen or rule.section not in ("build", "test"):
-                    continue
-                seen.add(rule)
-                match = rule.pattern.search(text)
-                if not match:
-                    continue
-                if rule.section == "build":
-                    status = rule.status
-                    errors = match.groupdict().get("errors")
-                    if errors is not None:
-                        status = "failure" if int(errors) > 0 else "success"
-                    findings.append(
-                        Finding(
-                            "build.event",
-                            process_id,
-                            {
-                                "status": status or "info",
-                                "message": text.strip()[:300],
-                                "rule": rule.name,
-                                "process_name": process_name,
-                            },
-                        )
+        for rule in self._rules_for(tuple(line_hits), outcomes=True):
+            match = rule.pattern.search(text)
+            if not match:
+                continue
+            if rule.section == "build":
+                status = rule.status
+                errors = match.groupdict().get("errors")
+                if errors is not None:
+                    status = "failure" if int(errors) > 0 else "success"
+                findings.append(
+                    Finding(
+                        "build.event",
+                        process_id,
+                        {
+                            "status": status or "info",
+                            "message": text.strip()[:300],
+                            "rule": rule.name,
+                            "process_name": process_name,
+                        },
                     )
-                    return
-                findings.append(_test_finding(rule, match, process_id, process_name, text))
+                )
                 return
+            findings.append(_test_finding(rule, match, process_id, process_name, text))
+            return
 
     def _close(self, process_id: str, group: _OpenGroup, findings: list[Finding]) -> None:
         """Finalize an open group into the deduplicated table; called with _lock held."""

@@ -1,8 +1,8 @@
 """Value objects of the log store: entries, queries, URLs, error groups, metrics.
 
 Every class here is an immutable (frozen, slotted) attrs class, safe to share between
-threads. :class:`LogEntry` is stored a million times over, so it keeps only four slots:
-the sequence number, the content, a search key and a tuple shared by every line of a batch
+threads. :class:`LogEntry` is stored a million times over, so it keeps only three slots:
+the sequence number, the content and a tuple shared by every line of a batch
 with the same process and classification; ``id``, ``level``, ``tags``... are read from
 those (see ``benchmarks/results/logs.md`` for the bytes per entry this buys).
 
@@ -12,7 +12,10 @@ Thread safety: TS (immutable values).
 from __future__ import annotations
 
 import enum
+import itertools
 import re
+from collections import deque
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +69,6 @@ class LogEntry:
     _seq: int
     content: str
     _meta: _Meta
-    _key: str = attrs.field(eq=False, hash=False)
 
     def __init__(
         self,
@@ -97,7 +99,6 @@ class LogEntry:
         _set_seq(self, seq)
         _set_content(self, content)
         _set_meta(self, meta)
-        _set_key(self, _search_key(content))
 
     @property
     @contract(ThreadSafety.TS)
@@ -188,7 +189,7 @@ class LogEntry:
 
         Thread safety: TS (immutable).
         """
-        return self._key
+        return _search_key(self.content)
 
     @contract(ThreadSafety.TS)
     def to_dict(self) -> dict[str, Any]:
@@ -221,23 +222,38 @@ class LogEntry:
 _set_seq = LogEntry.__dict__["_seq"].__set__
 _set_content = LogEntry.__dict__["content"].__set__
 _set_meta = LogEntry.__dict__["_meta"].__set__
-_set_key = LogEntry.__dict__["_key"].__set__
 _new = object.__new__
 
 
-def _make_entry(seq: int, content: str, meta: _Meta, key: str) -> LogEntry:
+def _make_entries(
+    seqs: Iterable[int], contents: Iterable[str], metas: Iterable[_Meta], n: int
+) -> list[LogEntry]:
+    """Build n LogEntries without validation, with C-level loops only (the hot path)."""
+    entries: list[LogEntry] = list(map(_new, itertools.repeat(LogEntry, n)))
+    _consume(map(_set_seq, entries, seqs))
+    _consume(map(_set_content, entries, contents))
+    _consume(map(_set_meta, entries, metas))
+    return entries
+
+
+def _consume(iterator: Iterable[object]) -> None:
+    deque(iterator, maxlen=0)
+
+
+def _make_entry(seq: int, content: str, meta: _Meta) -> LogEntry:
     """Build a LogEntry without validation (the store's hot path)."""
     entry: LogEntry = _new(LogEntry)
     _set_seq(entry, seq)
     _set_content(entry, content)
     _set_meta(entry, meta)
-    _set_key(entry, key)
     return entry
 
 
 # CSI sequences, OSC sequences (ended by BEL or ST, never crossing a newline) and the
 # two-byte escapes. Used for detection and search; stored content keeps its colours.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[()*+#%][0-9A-Za-z@]|\x1b[@-Z\\-_=>78]")
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[()*+#%][0-9A-Za-z@]|\x1b[@-Z\\-_=>78]"
+)
 
 
 def _search_key(content: str) -> str:

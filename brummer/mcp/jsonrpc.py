@@ -141,7 +141,7 @@ class Decoded:
 
 
 def _valid_id(value: object) -> bool:
-    return (isinstance(value, str) or isinstance(value, int)) and not isinstance(value, bool)
+    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 @contract(ThreadSafety.TS)
@@ -176,16 +176,16 @@ def decode_message(obj: object) -> Request | Notification | Response:
         if "id" not in obj:
             return Notification(method, params)
         if good_id is None:
-            raise RPCError(
-                INVALID_REQUEST, 'Invalid Request: "id" must be a string or an integer'
-            )
+            raise RPCError(INVALID_REQUEST, 'Invalid Request: "id" must be a string or an integer')
         return Request(good_id, method, params)
     if "result" in obj or "error" in obj:
         error = obj.get("error")
         if error is not None and not isinstance(error, dict):
             raise RPCError(INVALID_REQUEST, 'Invalid Request: "error" must be an object')
         return Response(good_id, obj.get("result"), error)
-    raise RPCError(INVALID_REQUEST, 'Invalid Request: no "method", "result" or "error"', request_id=good_id)
+    raise RPCError(
+        INVALID_REQUEST, 'Invalid Request: no "method", "result" or "error"', request_id=good_id
+    )
 
 
 @contract(ThreadSafety.TS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import fcntl
 import logging
 import os
 import selectors
@@ -27,7 +28,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 from brummer.contracts import BLOCKING, Cleanup, ThreadSafety, contract
 
-__all__ = ["LINGER_AFTER_EXIT", "MAX_LINE_CHARS", "READ_SIZE", "Child", "LineSplitter"]
+__all__ = [
+    "LINGER_AFTER_EXIT",
+    "LINGER_MAX",
+    "MAX_LINE_CHARS",
+    "READ_SIZE",
+    "Child",
+    "LineSplitter",
+]
 
 _log = logging.getLogger("brummer.process")
 
@@ -38,11 +46,19 @@ READ_SIZE = 256 * 1024
 """Bytes asked for per ``os.read``; a Linux pipe holds 64 KiB by default."""
 
 LINGER_AFTER_EXIT = 0.2
-"""Seconds to keep waiting for end-of-file after the child exited before reporting the exit.
+"""After the child exited, seconds without output before its exit is reported anyway.
 
-Grandchildren that inherited the pipes can keep them open after the child itself exited;
-their output is still read and delivered, but the exit is not held back for them.
+Everything the child wrote before it exited is read first (the pipes are drained). Only
+then, if grandchildren that inherited the pipes keep them open, the exit is reported after
+this much silence (or after :data:`LINGER_MAX` in all); their output is still read.
 """
+
+LINGER_MAX = 5.0
+"""Longest the exit report waits for pipes held open by grandchildren that keep writing."""
+
+PIPE_SIZE = 1024 * 1024
+"""Pipe capacity asked for (Linux ``F_SETPIPE_SZ``): the child writes ahead while the reader
+stores a batch. The kernel caps it at ``/proc/sys/fs/pipe-max-size``; 0 keeps the default."""
 
 _POLL_WITHOUT_PIDFD = 0.05  # seconds between exit checks where os.pidfd_open is missing
 _ABANDON_POLL = 0.1  # seconds between checks of the abandon flag once the child has exited
@@ -163,7 +179,7 @@ class Child:
         self._popen: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._exited = threading.Event()  # set once the child is reaped
-        self._finished = threading.Event()  # set once the monitor thread is done
+        self._finished = threading.Event()  # set once every pipe is closed
         self._abandon = threading.Event()  # set to stop reading pipes held by escaped processes
         self._returncode: int | None = None
         self._create_time = 0.0
@@ -190,6 +206,10 @@ class Child:
             close_fds=True,
             bufsize=0,
         )
+        for pipe in (self._popen.stdout, self._popen.stderr):
+            if pipe is not None and PIPE_SIZE:
+                with contextlib.suppress(OSError, AttributeError):
+                    fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
     @contract(ThreadSafety.ST)
     def watch(self) -> None:
@@ -250,7 +270,7 @@ class Child:
     @property
     @contract(ThreadSafety.TS)
     def reading(self) -> bool:
-        """True while the monitor thread still runs (some pipe is still open).
+        """True while some pipe of the child is still open (being read).
 
         Thread safety: TS.
         """
@@ -291,12 +311,14 @@ class Child:
         if pidfd is not None:
             sel.register(pidfd, selectors.EVENT_READ)
         reported = False
-        exit_seen_at = 0.0
+        exit_seen_at = last_data_at = 0.0
         try:
             while streams or not self._exited.is_set():
                 if self._exited.is_set():
                     if not reported:
-                        timeout = max(0.0, exit_seen_at + LINGER_AFTER_EXIT - time.monotonic())
+                        timeout = max(
+                            0.0, self._report_due(exit_seen_at, last_data_at) - time.monotonic()
+                        )
                     else:
                         if self._abandon.is_set():
                             break
@@ -312,7 +334,8 @@ class Child:
                     if fd == pidfd:
                         exit_ready = True
                         continue
-                    self._read(fd, streams, sel)
+                    if self._read(fd, streams, sel):
+                        last_data_at = time.monotonic()
                 if (exit_ready or pidfd is None) and not self._exited.is_set():
                     code = popen.wait() if exit_ready else popen.poll()
                     if code is not None:
@@ -323,13 +346,12 @@ class Child:
                             sel.unregister(pidfd)
                             os.close(pidfd)
                             pidfd = None
-                if (
-                    self._exited.is_set()
-                    and not reported
-                    and (not streams or time.monotonic() >= exit_seen_at + LINGER_AFTER_EXIT)
-                ):
-                    reported = True
-                    self._report_exit()
+                if self._exited.is_set() and not reported:
+                    if not streams:
+                        break  # the usual end: reported below, after the pipes are closed
+                    if time.monotonic() >= self._report_due(exit_seen_at, last_data_at):
+                        reported = True  # escaped processes hold the pipes: report, read on
+                        self._report_exit()
         except Exception:
             _log.exception("monitor thread of %s failed", self._name)
         finally:
@@ -345,18 +367,24 @@ class Child:
             assert popen.stderr is not None
             popen.stdout.close()
             popen.stderr.close()
+            self._finished.set()
             if not reported:
                 self._report_exit()
-            self._finished.set()
+
+    @staticmethod
+    def _report_due(exit_seen_at: float, last_data_at: float) -> float:
+        quiet = max(exit_seen_at, last_data_at) + LINGER_AFTER_EXIT
+        return min(quiet, exit_seen_at + LINGER_MAX)
 
     def _read(
         self, fd: int, streams: dict[int, tuple[LineSplitter, bool]], sel: selectors.BaseSelector
-    ) -> None:
+    ) -> bool:
+        """Read once from ``fd`` and deliver the lines; return whether data came."""
         splitter, is_error = streams[fd]
         try:
             data = os.read(fd, READ_SIZE)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             data = b""
         if data:
@@ -370,6 +398,7 @@ class Child:
                 self._on_lines(lines, is_error)
             except Exception:
                 _log.exception("line handler of %s failed; reading goes on", self._name)
+        return bool(data)
 
     def _report_exit(self) -> None:
         code = self._returncode

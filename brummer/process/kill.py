@@ -90,10 +90,15 @@ _Stat = tuple[int, int, str, float]  # ppid, pgrp, state, start time (ticks or e
 
 def _read_stat(pid: int) -> _Stat | None:
     try:
-        with open(f"{_PROC}/{pid}/stat", "rb") as f:
-            raw = f.read()
+        fd = os.open(f"{_PROC}/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
+    try:
+        raw = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     rest = raw[raw.rfind(b")") + 2 :].split()
     try:
         return int(rest[1]), int(rest[2]), rest[0].decode(), float(rest[19])

@@ -2,13 +2,14 @@
 
 One :class:`Process` per start. Its state is one frozen :class:`ProcessInfo` replaced
 whole under the process's lock, so every read is consistent. Output goes, per batch of
-lines, to the log store (``add_batch``), to the registered log callbacks (one call per
-line) and to the event bus (one ``LOG_LINE`` event per batch, published with
+lines, to the log store (its ``add_lines`` fast path when it has one, else ``add_batch``),
+to the registered log callbacks (one call per line) and to the event bus (one ``LOG_LINE`` event per batch, published with
 ``publish_async`` so a busy bus sheds log lines instead of slowing the readers).
 
 Lifecycle: PENDING → RUNNING → SUCCESS (exit code 0) or FAILED (anything else, or the
 command could not be started). A stop requested by the user makes it STOPPED, which is
-never overwritten. Stopping kills the whole tree (``brummer.process.kill``); a stopped
+never overwritten. When the process has ended (and before PROCESS_EXITED is published) the
+store's ``mark_process_exited`` is called, if it has one. Stopping kills the whole tree (``brummer.process.kill``); a stopped
 process is never restarted by its :class:`RestartPolicy`.
 
 Bus payloads (``Event.data``):
@@ -23,8 +24,6 @@ Bus payloads (``Event.data``):
 from __future__ import annotations
 
 import contextlib
-import enum
-import heapq
 import itertools
 import logging
 import os
@@ -32,20 +31,28 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import attrs
 
 from brummer.contracts import BLOCKING, Cleanup, ThreadSafety, check_timeout, contract
 from brummer.errors import BrummerError, ErrorCode
-from brummer.process.child import LINGER_AFTER_EXIT, Child
+from brummer.logs import LogEntryInput
+from brummer.operations import Context
+from brummer.process.callbacks import CallbackID, LogCallback, LogCallbacks
+from brummer.process.child import LINGER_MAX, Child
 from brummer.process.kill import KILL_WAIT, KillTarget, kill_trees
+from brummer.process.model import (
+    Process,
+    ProcessInfo,
+    ProcessStatus,
+    RestartPolicy,
+    _now,
+    _Spec,
+)
+from brummer.process.restart import RestartScheduler
 from brummer.process.scripts import Script, detect_package_manager, discover
-
-if TYPE_CHECKING:
-    from brummer.logs import LogEntryInput
 
 __all__ = [
     "CHILD_ENV",
@@ -67,11 +74,9 @@ CHILD_ENV: Mapping[str, str] = {
 }
 """Added to every child's environment so colours and line-by-line output survive pipes."""
 
-CallbackID = str
-LogCallback = Callable[[str, str, bool], None]
 
 _SPAWN_WAIT = 5.0  # seconds a stop waits for a concurrent start to finish spawning
-_EXIT_WAIT = KILL_WAIT + LINGER_AFTER_EXIT + 1.0  # after the tree is gone, the exit is reported
+_EXIT_WAIT = KILL_WAIT + LINGER_MAX + 1.0  # after the tree is gone, the exit is reported
 _ID_SEQ = itertools.count(1)
 _ID_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -88,316 +93,9 @@ class _LogStore(Protocol):
     def add_batch(self, entries: Sequence[LogEntryInput]) -> Any: ...
 
 
-@contract(ThreadSafety.TS)
-class ProcessStatus(enum.Enum):
-    """Where a process is in its life.
-
-    Thread safety: TS (immutable enum).
-    """
-
-    PENDING = "pending"
-    RUNNING = "running"
-    STOPPED = "stopped"
-    FAILED = "failed"
-    SUCCESS = "success"
-
-    @property
-    @contract(ThreadSafety.TS)
-    def finished(self) -> bool:
-        """True for STOPPED, FAILED and SUCCESS.
-
-        Thread safety: TS.
-        """
-        return self in _FINAL
-
-
-_FINAL = frozenset({ProcessStatus.STOPPED, ProcessStatus.FAILED, ProcessStatus.SUCCESS})
-
-
-@contract(ThreadSafety.TS)
-@attrs.frozen
-class ProcessInfo:
-    """A consistent snapshot of one process.
-
-    Thread safety: TS (frozen value object).
-
-    Attributes:
-        pid: the child's pid, once spawned; ``pgid`` is its process group (the same number:
-            every child starts a new session).
-        exit_code: the exit code, or minus the signal number that ended it; None while
-            running or when the command could not be started.
-        script: the script name it was started from (``start_script``), else None.
-        restarts: how many automatic restarts led to this process.
-        stop_requested: a stop was asked for; the final status is then STOPPED.
-    """
-
-    id: str
-    name: str
-    command: str
-    cwd: str
-    status: ProcessStatus
-    start_time: datetime
-    pid: int | None = None
-    pgid: int | None = None
-    exit_code: int | None = None
-    end_time: datetime | None = None
-    script: str | None = None
-    restarts: int = 0
-    stop_requested: bool = False
-
-
-_MODES = ("no", "on-failure", "always")
-
-
-def _check_mode(_: object, __: object, value: str) -> None:
-    if value not in _MODES:
-        raise BrummerError(
-            "process",
-            ErrorCode.INVALID_ARGUMENT,
-            f"unknown restart mode {value!r}",
-            hint=f"use one of {', '.join(_MODES)}",
-        )
-
-
-def _check_non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise BrummerError(
-            "process",
-            ErrorCode.INVALID_ARGUMENT,
-            f"restart policy {attribute.name} must be a number ≥ 0, not {value!r}",
-            hint="pass a non-negative number",
-        )
-
-
-@contract(ThreadSafety.TS)
-@attrs.frozen
-class RestartPolicy:
-    """When a script is started again by itself after it ended.
-
-    Thread safety: TS (frozen value object).
-
-    ``mode``: ``no``; ``on-failure`` (after FAILED); ``always`` (after FAILED or SUCCESS).
-    A process the user stopped is never restarted. Restart *n* (1-based) waits
-    ``min(backoff_max, backoff_initial * 2 ** (n - 1))`` seconds; after ``max_restarts``
-    automatic restarts in a row it gives up and says so in the log.
-    """
-
-    mode: str = attrs.field(default="no", validator=_check_mode)
-    max_restarts: int = attrs.field(default=5, validator=_check_non_negative)
-    backoff_initial: float = attrs.field(default=1.0, validator=_check_non_negative)
-    backoff_max: float = attrs.field(default=30.0, validator=_check_non_negative)
-
-    @contract(ThreadSafety.TS, guarantees="pure")
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before automatic restart number ``attempt`` (1-based).
-
-        Thread safety: TS. Pure.
-        """
-        exponent = min(max(attempt - 1, 0), 60)
-        return float(min(self.backoff_max, self.backoff_initial * 2**exponent))
-
-    @contract(ThreadSafety.TS, guarantees="pure")
-    def applies_to(self, status: ProcessStatus) -> bool:
-        """Whether a process that ended with ``status`` (not by a user stop) is restarted.
-
-        Thread safety: TS. Pure.
-        """
-        if self.mode == "always":
-            return status in (ProcessStatus.FAILED, ProcessStatus.SUCCESS)
-        return self.mode == "on-failure" and status is ProcessStatus.FAILED
-
-
-@attrs.frozen
-class _Spec:
-    """Everything needed to start (and restart) a process."""
-
-    name: str
-    command: str
-    args: tuple[str, ...] | None  # None: ``command`` is a shell command line
-    cwd: str
-    env: Mapping[str, str]
-    script: str | None = None
-    policy: RestartPolicy | None = None
-
-    @property
-    def display(self) -> str:
-        if self.args is None:
-            return self.command
-        return " ".join([self.command, *self.args])
-
-
-@contract(ThreadSafety.TS)
-class Process:
-    """A live handle on one started process; every read is atomic.
-
-    Thread safety: TS. Reads return the current value; :meth:`snapshot` returns all of
-    them at once, consistently.
-    """
-
-    def __init__(self, info: ProcessInfo, spec: _Spec) -> None:
-        self._lock = threading.Lock()  # guards _info and _child; never held while calling out
-        self._info = info
-        self._spec = spec
-        self._child: Child | None = None
-        self._spawned = threading.Event()  # the spawn attempt is over (either way)
-        self._done = threading.Event()  # the final status is recorded
-
-    # -- reads ---------------------------------------------------------------------------
-
-    @property
-    @contract(ThreadSafety.TS)
-    def id(self) -> str:
-        """The unique process id.
-
-        Thread safety: TS. Immutable.
-        """
-        return self._info.id
-
-    @property
-    @contract(ThreadSafety.TS)
-    def name(self) -> str:
-        """The name it was started under (the script name for scripts).
-
-        Thread safety: TS. Immutable.
-        """
-        return self._info.name
-
-    @property
-    @contract(ThreadSafety.TS)
-    def command(self) -> str:
-        """The command line that runs.
-
-        Thread safety: TS. Immutable.
-        """
-        return self._info.command
-
-    @property
-    @contract(ThreadSafety.TS)
-    def cwd(self) -> str:
-        """The folder it runs in.
-
-        Thread safety: TS. Immutable.
-        """
-        return self._info.cwd
-
-    @property
-    @contract(ThreadSafety.TS)
-    def pid(self) -> int | None:
-        """The child's pid (also its process group id), None until spawned.
-
-        Thread safety: TS.
-        """
-        return self._info.pid
-
-    @property
-    @contract(ThreadSafety.TS)
-    def status(self) -> ProcessStatus:
-        """The current status.
-
-        Thread safety: TS.
-        """
-        return self._info.status
-
-    @property
-    @contract(ThreadSafety.TS)
-    def exit_code(self) -> int | None:
-        """Exit code (minus the signal number when killed by one); None while running.
-
-        Thread safety: TS.
-        """
-        return self._info.exit_code
-
-    @property
-    @contract(ThreadSafety.TS)
-    def start_time(self) -> datetime:
-        """When it was started (UTC).
-
-        Thread safety: TS.
-        """
-        return self._info.start_time
-
-    @property
-    @contract(ThreadSafety.TS)
-    def end_time(self) -> datetime | None:
-        """When it ended (UTC), None while running.
-
-        Thread safety: TS.
-        """
-        return self._info.end_time
-
-    @contract(ThreadSafety.TS)
-    def is_running(self) -> bool:
-        """True until the process has a final status (PENDING counts as running).
-
-        Thread safety: TS.
-        """
-        return not self._info.status.finished
-
-    @contract(ThreadSafety.TS, timeout=BLOCKING)
-    def wait(self, timeout: float | None = None) -> ProcessStatus:
-        """Wait up to ``timeout`` seconds (None: without limit) for a final status.
-
-        Thread safety: TS. Returns the status it has when the wait ends; never raises for
-        an expired timeout.
-
-        Raises:
-            BrummerError: INVALID_ARGUMENT for a negative or non-finite timeout.
-        """
-        self._done.wait(check_timeout("process", timeout))
-        return self._info.status
-
-    @contract(ThreadSafety.TS)
-    def snapshot(self) -> ProcessInfo:
-        """All fields at once, as a frozen copy.
-
-        Thread safety: TS.
-        """
-        return self._info
-
-    def __repr__(self) -> str:
-        info = self._info
-        return f"<Process {info.id} {info.status.value} pid={info.pid}>"
-
-    # -- writes (manager only) -----------------------------------------------------------
-
-    def _update(self, **changes: Any) -> ProcessInfo:
-        with self._lock:
-            self._info = attrs.evolve(self._info, **changes)
-            return self._info
-
-
-@attrs.define
-class _CallbackEntry:
-    fn: LogCallback
-    active: bool = True
-    inflight: int = 0
-
-
-@attrs.frozen
-class _LineInput:
-    """Stand-in for ``brummer.logs.LogEntryInput`` while that module is not importable."""
-
-    process_id: str
-    process_name: str
-    content: str
-    is_error: bool = False
-
-
-def _entry_input_type() -> Callable[..., Any]:
-    try:
-        from brummer.logs import LogEntryInput
-    except ImportError:
-        return _LineInput
-    return LogEntryInput
-
-
 def _new_id(name: str) -> str:
     slug = _ID_SAFE.sub("-", name).strip("-")[:40] or "process"
     return f"{slug}-{next(_ID_SEQ)}"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @contract(ThreadSafety.TS, cleanup=Cleanup.MANUAL)
@@ -442,7 +140,12 @@ class ProcessManager:
         )
         self._env = _check_env(env)
         self._stop_timeout = check_timeout("process", stop_timeout, name="stop_timeout") or 0.0
-        self._entry_input = _entry_input_type()
+        self._add_lines: Callable[[str, str, list[str], bool], Any] | None = getattr(
+            log_store, "add_lines", None
+        )  # the store's fast path when it has one (brummer.logs.LogStore does)
+        self._mark_exited: Callable[[str], Any] | None = getattr(
+            log_store, "mark_process_exited", None
+        )
         self._event_types: Any = None
         if event_bus is not None:
             from brummer.events import Event, EventType
@@ -454,16 +157,9 @@ class ProcessManager:
         self._closed = False
         self._cleaned = threading.Event()
 
-        self._cb_cond = threading.Condition()  # guards _callbacks, _cb_snapshot, entry counters
-        self._callbacks: dict[CallbackID, _CallbackEntry] = {}
-        self._cb_snapshot: tuple[_CallbackEntry, ...] = ()
-        self._cb_seq = itertools.count(1)
-        self._delivering = threading.local()
+        self._callbacks = LogCallbacks()
 
-        self._restart_cond = threading.Condition()  # guards the three fields below
-        self._restart_heap: list[tuple[float, int, str, _Spec, int]] = []
-        self._restart_thread: threading.Thread | None = None
-        self._restart_seq = itertools.count()
+        self._restarts = RestartScheduler(self._relaunch)
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -513,7 +209,7 @@ class ProcessManager:
         *,
         allow_duplicate: bool = False,
         restart: RestartPolicy | None = None,
-        ctx: Any = None,
+        ctx: Context | None = None,
     ) -> Process:
         """Start a discovered script by name.
 
@@ -559,7 +255,7 @@ class ProcessManager:
         *,
         cwd: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
-        ctx: Any = None,
+        ctx: Context | None = None,
     ) -> Process:
         """Start any command under ``name``.
 
@@ -683,14 +379,14 @@ class ProcessManager:
         pid, name = proc._info.id, proc._info.name
         store = self._store
         if store is not None:
-            make = self._entry_input
             try:
-                store.add_batch([make(pid, name, line, is_error) for line in lines])
+                if self._add_lines is not None:
+                    self._add_lines(pid, name, lines, is_error)
+                else:
+                    store.add_batch([LogEntryInput(pid, name, line, is_error) for line in lines])
             except Exception:
                 _log.exception("log store refused %d lines of %s", len(lines), pid)
-        entries = self._cb_snapshot
-        if entries:
-            self._call_callbacks(entries, pid, lines, is_error)
+        self._callbacks.deliver(pid, lines, is_error)
         if self._bus is not None:
             event_cls, types = self._event_types
             with contextlib.suppress(Exception):
@@ -701,33 +397,6 @@ class ProcessManager:
                         process_id=pid,
                     )
                 )
-
-    def _call_callbacks(
-        self, entries: tuple[_CallbackEntry, ...], pid: str, lines: list[str], is_error: bool
-    ) -> None:
-        self._delivering.active = True
-        try:
-            for entry in entries:
-                with self._cb_cond:
-                    if not entry.active:
-                        continue
-                    entry.inflight += 1
-                try:
-                    fn = entry.fn
-                    for line in lines:
-                        if not entry.active:
-                            break
-                        try:
-                            fn(pid, line, is_error)
-                        except Exception:
-                            _log.exception("log callback %r failed", fn)
-                finally:
-                    with self._cb_cond:
-                        entry.inflight -= 1
-                        if entry.inflight == 0:
-                            self._cb_cond.notify_all()
-        finally:
-            self._delivering.active = False
 
     @contract(ThreadSafety.TS)
     def register_log_callback(self, cb: LogCallback) -> CallbackID:
@@ -740,15 +409,7 @@ class ProcessManager:
         Raises:
             BrummerError: INVALID_ARGUMENT when ``cb`` is not callable.
         """
-        if not callable(cb):
-            raise _invalid(
-                "log callback must be callable", "pass a function (process_id, line, is_error)"
-            )
-        with self._cb_cond:
-            cb_id = f"log-callback-{next(self._cb_seq)}"
-            self._callbacks[cb_id] = _CallbackEntry(cb)
-            self._cb_snapshot = tuple(self._callbacks.values())
-        return cb_id
+        return self._callbacks.register(cb)
 
     @contract(ThreadSafety.TS, timeout=5.0)
     def unregister_log_callback(self, cb_id: CallbackID) -> None:
@@ -760,19 +421,7 @@ class ProcessManager:
         Raises:
             BrummerError: NOT_FOUND for an unknown id.
         """
-        with self._cb_cond:
-            entry = self._callbacks.pop(cb_id, None)
-            if entry is None:
-                raise BrummerError(
-                    "process",
-                    ErrorCode.NOT_FOUND,
-                    f"no log callback {cb_id!r}",
-                    hint="pass the id register_log_callback returned; it may be unregistered already",
-                )
-            entry.active = False
-            self._cb_snapshot = tuple(self._callbacks.values())
-            if not getattr(self._delivering, "active", False):
-                self._cb_cond.wait_for(lambda: entry.inflight == 0, timeout=5.0)
+        self._callbacks.unregister(cb_id)
 
     # -- exit and restart ------------------------------------------------------------------
 
@@ -797,6 +446,11 @@ class ProcessManager:
         self._finish(proc, info)
 
     def _finish(self, proc: Process, info: ProcessInfo) -> None:
+        if self._mark_exited is not None:
+            try:
+                self._mark_exited(info.id)
+            except Exception:
+                _log.exception("log store could not mark %s exited", info.id)
         self._publish(
             "PROCESS_EXITED",
             proc,
@@ -822,7 +476,7 @@ class ProcessManager:
             )
             return
         delay = policy.delay(attempt)
-        if self._schedule_restart(proc, attempt, delay):
+        if self._restarts.schedule(proc.id, proc._spec, attempt, delay):
             self._deliver(
                 proc,
                 [
@@ -831,49 +485,12 @@ class ProcessManager:
                 False,
             )
 
-    def _schedule_restart(self, proc: Process, attempt: int, delay: float) -> bool:
-        with self._restart_cond:
-            if self._closed:
-                return False
-            due = time.monotonic() + delay
-            entry = (due, next(self._restart_seq), proc.id, proc._spec, attempt)
-            heapq.heappush(self._restart_heap, entry)
-            if self._restart_thread is None:
-                self._restart_thread = threading.Thread(
-                    target=self._restarter, name="brummer-process-restarter", daemon=True
-                )
-                self._restart_thread.start()
-            self._restart_cond.notify_all()
-        return True
-
-    def _cancel_restarts(self, origin_id: str) -> None:
-        with self._restart_cond:
-            kept = [e for e in self._restart_heap if e[2] != origin_id]
-            if len(kept) != len(self._restart_heap):
-                heapq.heapify(kept)
-                self._restart_heap = kept
-                self._restart_cond.notify_all()
-
-    def _restarter(self) -> None:
-        while True:
-            with self._restart_cond:
-                while True:
-                    if self._closed or not self._restart_heap:
-                        self._restart_thread = None
-                        self._restart_cond.notify_all()
-                        return
-                    wait = self._restart_heap[0][0] - time.monotonic()
-                    if wait <= 0:
-                        _, _, _, spec, attempt = heapq.heappop(self._restart_heap)
-                        break
-                    self._restart_cond.wait(wait)
-            try:
-                self._launch(spec, restarts=attempt)
-            except BrummerError as exc:
-                if exc.code is not ErrorCode.INVALID_STATE:
-                    _log.warning("automatic restart of %s failed: %s", spec.name, exc)
-            except Exception:
-                _log.exception("automatic restart of %s failed", spec.name)
+    def _relaunch(self, spec: _Spec, attempt: int) -> None:
+        try:
+            self._launch(spec, restarts=attempt)
+        except BrummerError as exc:
+            if exc.code is not ErrorCode.INVALID_STATE:  # INVALID_STATE: cleaned up meanwhile
+                _log.warning("automatic restart of %s failed: %s", spec.name, exc)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -896,7 +513,7 @@ class ProcessManager:
         """
         grace = check_timeout("process", timeout)
         proc = self._require(process_id)
-        self._cancel_restarts(proc.id)
+        self._restarts.cancel(proc.id)
         self._request_stop(proc)
         self._kill([proc], self._stop_timeout if grace is None else grace)
 
@@ -1007,12 +624,7 @@ class ProcessManager:
             self._cleaned.set()
 
     def _shutdown(self, procs: list[Process], deadline: float) -> None:
-        with self._restart_cond:
-            self._restart_heap.clear()
-            self._restart_cond.notify_all()
-            restarter = self._restart_thread
-        if restarter is not None and restarter is not threading.current_thread():
-            restarter.join(max(0.0, deadline - time.monotonic()))
+        restarter_stopped = self._restarts.close(max(0.0, deadline - time.monotonic()))
         with self._lock:  # a restart may have slipped in before _closed was seen
             procs = list(self._processes.values())
         for proc in procs:
@@ -1034,7 +646,7 @@ class ProcessManager:
                 unjoined.append(proc.id)
         if problem is not None:
             raise problem
-        if unjoined or (restarter is not None and restarter.is_alive()):
+        if unjoined or not restarter_stopped:
             raise BrummerError(
                 "process",
                 ErrorCode.TIMEOUT,
@@ -1085,9 +697,16 @@ def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return dict(env)
 
 
-def _check_ctx(ctx: Any) -> None:
-    if ctx is not None:
-        ctx.raise_if_done()
+def _check_ctx(ctx: Context | None) -> None:
+    """Refuse to start under a cancelled or expired context (TIMEOUT / INVALID_STATE)."""
+    if ctx is None:
+        return
+    if not isinstance(ctx, Context):
+        raise _invalid(
+            f"ctx must be a brummer.operations.Context, not {type(ctx).__name__}",
+            "pass Context.background() (or a derived context) or None",
+        )
+    ctx.raise_if_done()
 
 
 def _invalid(message: str, hint: str) -> BrummerError:

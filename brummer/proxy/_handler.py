@@ -77,6 +77,7 @@ class KeepAliveHandler(WSGIRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # so errors for garbage lines still get a status line
     timeout = CLIENT_IDLE_TIMEOUT
     thread_name = "brummer-proxy-conn"
     on_open: Callable[[socket.socket], None] | None = None
@@ -86,6 +87,8 @@ class KeepAliveHandler(WSGIRequestHandler):
         threading.current_thread().name = self.thread_name
         self.connection_taken = False
         super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         hook = type(self).on_open
         if hook is not None:
             hook(self.connection)
@@ -102,6 +105,17 @@ class KeepAliveHandler(WSGIRequestHandler):
     def handle(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             super().handle()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        # http.client's header parser tolerates lines without a colon (it starts a "body"
+        # there and records a defect); a proxy must not guess, so such a request is a 400.
+        if self.headers.defects or self.headers.get_payload():
+            self.close_connection = True
+            self.send_error(400, "Malformed header line")
+            return False
+        return True
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # No Server/Date headers of our own: the upstream's pass through.

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import html
+import io
 import selectors
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from brummer.contracts import BLOCKING, Cleanup, ThreadSafety, TSLock, contract
 from brummer.errors import BrummerError, ErrorCode
@@ -80,7 +81,7 @@ class _Conn:
     def __init__(self, origin: tuple[str, int], sock: socket.socket) -> None:
         self.origin = origin
         self.sock = sock
-        self.rfile = sock.makefile("rb", buffering=READ_CHUNK)
+        self.rfile = cast(io.BufferedReader, sock.makefile("rb", buffering=READ_CHUNK))
         self.uses = 0
 
     def looks_dead(self) -> bool:
@@ -88,7 +89,7 @@ class _Conn:
         try:
             self.sock.setblocking(False)
             try:
-                data = self.sock.recv(1, socket.MSG_PEEK)
+                self.sock.recv(1, socket.MSG_PEEK)
             finally:
                 self.sock.setblocking(True)
         except BlockingIOError:
@@ -267,7 +268,8 @@ def request_headers(
                     for part in value.split(",")
                     if part.split(";")[0].strip().lower() in {"gzip", "deflate", "identity"}
                 ]
-                value = ", ".join(p.strip() for p in kept) or "identity"
+                out.append((name.title(), ", ".join(p.strip() for p in kept) or "identity"))
+                continue
             out.append((name.title(), value))
         elif key == "CONTENT_TYPE" and value:
             out.append(("Content-Type", value))
@@ -333,6 +335,7 @@ class UpstreamResponse:
         self._pool = pool
         self._conn: _Conn | None = conn
         self._done = False
+        self._iterated = False
         lower = {name.lower(): value for name, value in headers}
         self.content_length: int | None = None
         self._chunked = "chunked" in lower.get("transfer-encoding", "").lower()
@@ -377,6 +380,9 @@ class UpstreamResponse:
 
     def __iter__(self) -> Iterator[bytes]:
         conn = self._conn
+        if self._iterated:
+            raise UpstreamFailure("reset", "the response body was already read")
+        self._iterated = True
         if conn is None or self._no_body:
             self._done = True
             return
@@ -435,6 +441,16 @@ class UpstreamResponse:
         conn, self._conn = self._conn, None
         if conn is not None:
             self._pool.give_back(conn, reusable=self._done and self._reusable)
+
+
+def _quick_ack(sock: socket.socket) -> None:
+    # An upstream that writes its head and body separately (werkzeug does) without
+    # TCP_NODELAY stalls ~40 ms on a reused connection until our delayed ACK; ask Linux
+    # to acknowledge at once.
+    option = getattr(socket, "TCP_QUICKACK", None)
+    if option is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
 
 
 def _read_head(rfile: Any) -> tuple[str, int, str, list[tuple[str, str]], bytes]:
@@ -531,6 +547,7 @@ def exchange(
                 conn.sock.sendall(head)
             if on_request_bytes is not None:
                 on_request_bytes(sent)
+            _quick_ack(conn.sock)
             while True:
                 version, status, reason, resp_headers, raw = _read_head(conn.rfile)
                 if status != 100 or method == "CONNECT":
@@ -557,9 +574,9 @@ def exchange(
             raise
         except ConnectionError as exc:
             pool.give_back(conn, reusable=False)
-            if isinstance(exc, BrokenPipeError | ConnectionResetError) and reused:
-                if attempt + 1 < attempts:
-                    continue
+            broken = isinstance(exc, BrokenPipeError | ConnectionResetError)
+            if broken and reused and attempt + 1 < attempts:
+                continue
             if isinstance(exc, BrokenPipeError | ConnectionResetError):
                 raise UpstreamFailure("reset", f"upstream connection broke: {exc}") from exc
             raise
@@ -600,11 +617,11 @@ def tunnel(
     peers = {client: upstream, upstream: client}
     open_reads = {client, upstream}
     with selectors.DefaultSelector() as selector:
-        for sock in open_reads:
-            selector.register(sock, selectors.EVENT_READ)
+        for each in open_reads:
+            selector.register(each, selectors.EVENT_READ)
         while open_reads:
             for key, _ in selector.select():
-                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                sock = upstream if key.fileobj is upstream else client
                 try:
                     data = sock.recv(READ_CHUNK)
                 except OSError:

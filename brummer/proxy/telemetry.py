@@ -261,9 +261,7 @@ class TelemetryStore:
             self._expire(now)
             session = self._sessions.get(session_id)
             if session is None:
-                session = _Session(
-                    session_id, process_name, url, user_agent, now, self._max_events
-                )
+                session = _Session(session_id, process_name, url, user_agent, now, self._max_events)
                 self._sessions[session_id] = session
                 self._bound_process(process_name)
             else:
@@ -392,7 +390,7 @@ def parse_telemetry(body: bytes) -> TelemetryBatch:
         raise _bad("telemetry post must be a JSON object", 'post {"sessionId", "events"}')
     session_id = doc.get("sessionId")
     if not isinstance(session_id, str) or not 0 < len(session_id) <= 128:
-        raise _bad("telemetry post needs a sessionId string (1–128 chars)", "set sessionId")
+        raise _bad("telemetry post needs a sessionId string (1 to 128 chars)", "set sessionId")
     url = doc.get("url", "")
     raw_events = doc.get("events", [])
     if not isinstance(url, str) or not isinstance(raw_events, list):
@@ -445,8 +443,11 @@ def browser_log_lines(event: TelemetryEvent) -> list[tuple[str, bool]]:
         status = data.get("status")
         what = f"HTTP {status}" if status else str(data.get("error", "failed"))
         lines.append(
-            (f"[browser] Request failed: {data.get('method', 'GET')} {data.get('url', '')}"
-             f" → {what}", True)
+            (
+                f"[browser] Request failed: {data.get('method', 'GET')} {data.get('url', '')}"
+                f" → {what}",
+                True,
+            )
         )
     elif event.type == "resource_error":
         lines.append((f"[browser] Failed to load resource: {data.get('url', '')}", True))
@@ -460,9 +461,7 @@ def browser_log_lines(event: TelemetryEvent) -> list[tuple[str, bool]]:
         frames = [line for line in stack.splitlines() if line.strip()]
         if frames and message and message in frames[0]:
             frames = frames[1:]
-        lines.extend(
-            (f"    {frame.strip()}", lines[0][1]) for frame in frames[:MAX_STACK_LINES]
-        )
+        lines.extend((f"    {frame.strip()}", lines[0][1]) for frame in frames[:MAX_STACK_LINES])
     return lines
 
 
@@ -506,13 +505,16 @@ def inject_monitor(html: bytes, process_name: str, nonce: str = "") -> bytes | N
     """
     if _MARKER in html:
         return None
-    name = (
-        process_name.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
-    ).encode()
+    name = (process_name.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")).encode()
     nonce_attr = f' nonce="{nonce}"'.encode() if nonce else b""
     tag = (
-        b'<script src="' + _MARKER + b'" data-brummer-process="' + name + b'"'
-        + nonce_attr + b"></script>"
+        b'<script src="'
+        + _MARKER
+        + b'" data-brummer-process="'
+        + name
+        + b'"'
+        + nonce_attr
+        + b"></script>"
     )
     for pattern in (_HEAD_OPEN, _HTML_OPEN, _DOCTYPE):
         match = pattern.search(html, 0, 65536)

@@ -7,6 +7,19 @@ the same contract checks as ours). The suites need ``hypothesis`` (the ``test`` 
 
 from __future__ import annotations
 
+from brummer.testing.conformance import (
+    ConformanceError as ConformanceError,
+    check_event_bus as check_event_bus,
+    check_locks as check_locks,
+    check_log_store as check_log_store,
+    check_process_manager as check_process_manager,
+    check_worker_pool as check_worker_pool,
+)
+from brummer.testing.contract_check import (
+    ContractProblem as ContractProblem,
+    ContractReport as ContractReport,
+    check_contracts as check_contracts,
+)
 from brummer.testing.linearizability import (
     CheckOutcome as CheckOutcome,
     CheckResult as CheckResult,
@@ -21,18 +34,35 @@ from brummer.testing.linearizability import (
     check_history as check_history,
     format_history as format_history,
 )
+from brummer.testing.mocks import (
+    MockEventBus as MockEventBus,
+    MockProcess as MockProcess,
+    MockProcessManager as MockProcessManager,
+)
 
 __all__ = [
     "CheckOutcome",
     "CheckResult",
+    "ConformanceError",
+    "ContractProblem",
+    "ContractReport",
     "EventBusModel",
     "HistoryRecorder",
     "LogStoreModel",
+    "MockEventBus",
+    "MockProcess",
+    "MockProcessManager",
     "Model",
     "Operation",
     "Raised",
     "ResourceModel",
     "Violation",
+    "check_contracts",
+    "check_event_bus",
     "check_history",
+    "check_locks",
+    "check_log_store",
+    "check_process_manager",
+    "check_worker_pool",
     "format_history",
 ]

@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -37,7 +38,7 @@ FRAME_INTERVAL = 0.05  # seconds: at most 20 data refreshes a second, however fa
 TICK_INTERVAL = 1.0  # uptime and unread-error markers
 MIN_COLS, MIN_ROWS = 40, 10
 VIEW_ORDER = ("scripts", "processes", "logs", "errors", "urls", "web", "settings")
-COMMANDS = ("run", "stop", "restart", "clear", "show", "hide", "help", "quit")
+COMMANDS = ("run", "stop", "restart", "clear", "show", "hide", "save", "help", "quit")
 
 _log = logging.getLogger("brummer.tui")
 
@@ -56,7 +57,7 @@ _EVENT_TAGS = {
 GLOBAL_KEYS = (
     ("Tab / Shift+Tab", "next / previous view"),
     ("1 … 7", "Scripts Processes Logs Errors URLs Web Settings"),
-    (": or /", "command line: run, stop, restart, clear, show, hide, help, quit"),
+    (": or /", "command line: run, stop, restart, clear, show, hide, save, help, quit"),
     ("/text", "search (Logs) or filter (lists)"),
     ("?", "this help"),
     ("q", "quit: stops every process tree first"),
@@ -261,8 +262,8 @@ class BrummerTUI:
         return self.views[self.current]
 
     def _hint_line(self, view: View) -> str:
-        keys = " ".join(k.split(" ")[0] for k, _ in view.keys[:5])
-        return f" {view.title}: {keys} · Tab views · : command · ? help · q quit"
+        own = f"{view.hint} · " if view.hint else ""
+        return f" {own}Tab views  : command  ? help  q quit"
 
     def _update_header(self) -> None:
         processes = getattr(self.app, "processes", None)
@@ -286,7 +287,7 @@ class BrummerTUI:
             extra = ""
             attr = "tab focus" if name == self.current else "tab"
             if name == "processes" and (running or failed):
-                extra = f" ▶{running}" + (f" ✗{failed}" if failed else "")
+                extra = (f" ▶{running}" if running else "") + (f" ✗{failed}" if failed else "")
             if name == "errors" and self._error_count > self._errors_seen:
                 extra = f" •{self._error_count - self._errors_seen}"
                 if name != self.current:
@@ -527,9 +528,7 @@ class BrummerTUI:
             logs.clear()
         if what in ("web", "all") and getattr(self.app, "proxy", None) is not None:
             self.app.proxy.clear_requests()
-        logs_view = self.views["logs"]
-        assert isinstance(logs_view, LogsView)
-        logs_view.refresh()
+        self._logs_view().reload()
         self.refresh()
         self.status(f"cleared {what}")
 
@@ -555,6 +554,15 @@ class BrummerTUI:
             return
         self.switch_to("logs")
         self.status(f"hiding lines matching /{arg}/" if arg else "hiding nothing")
+
+    def _cmd_save(self, arg: str) -> None:
+        name = arg or time.strftime("brummer-logs-%Y%m%d-%H%M%S.txt")
+        path = Path(name).expanduser()
+        if not path.is_absolute():
+            path = Path(str(getattr(self.app, "work_dir", "."))) / path
+        lines = self._logs_view().export_lines()
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.status(f"saved {len(lines)} shown log lines to {path}")
 
     def _cmd_help(self, _arg: str) -> None:
         self._show_help()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -167,8 +168,6 @@ def test_headless_prints_lines_and_exits_with_the_worst_code() -> None:
         for line in lines
     )
     assert any(" build | [build] build completed successfully" in line for line in lines)
-    import re
-
     stamp = re.compile(r"^\d\d:\d\d:\d\d \S+ \| ")
     assert all(stamp.match(line) for line in lines), lines[:5]
 
@@ -180,10 +179,14 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _runs_stubborn(pid: int) -> bool:
+    return any("stubborn" in " ".join(p.cmdline()) for p in _descendants(pid) if p.is_running())
+
+
 def test_headless_sigterm_stops_every_child_tree(project: Path) -> None:
     cli = brummer_cli("--no-tui", "--no-mcp", "--no-proxy", "-d", str(project), "stubborn")
     try:
-        assert wait_until(lambda: any("stubborn" in " ".join(p.cmdline()) for p in _descendants(cli.pid) if p.is_running()), timeout=20)
+        assert wait_until(lambda: _runs_stubborn(cli.pid), timeout=20)
         children = _descendants(cli.pid)
         cli.send_signal(signal.SIGTERM)
         cli.communicate(timeout=30)
@@ -195,10 +198,9 @@ def test_headless_sigterm_stops_every_child_tree(project: Path) -> None:
 
 
 def test_second_ctrl_c_kills_at_once(project: Path) -> None:
-    env_cli = brummer_cli
-    cli = env_cli("--no-tui", "--no-mcp", "--no-proxy", "-d", str(project), "stubborn")
+    cli = brummer_cli("--no-tui", "--no-mcp", "--no-proxy", "-d", str(project), "stubborn")
     try:
-        assert wait_until(lambda: any("stubborn" in " ".join(p.cmdline()) for p in _descendants(cli.pid) if p.is_running()), timeout=20)
+        assert wait_until(lambda: _runs_stubborn(cli.pid), timeout=20)
         children = _descendants(cli.pid)
         cli.send_signal(signal.SIGINT)
         cli.send_signal(signal.SIGINT)

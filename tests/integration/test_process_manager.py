@@ -49,7 +49,9 @@ class RecordingStore:
     def lines(self, process_id: str, is_error: bool | None = None) -> list[str]:
         with self._lock:
             return [
-                c for p, c, e in self.entries if p == process_id and (is_error is None or e == is_error)
+                c
+                for p, c, e in self.entries
+                if p == process_id and (is_error is None or e == is_error)
             ]
 
 
@@ -221,7 +223,9 @@ def test_unregistered_callback_receives_nothing_after_unregister_returns(
 
     cb_id = manager.register_log_callback(cb)
     proc = manager.start_command(
-        "stream", PY, py("import time\nwhile True:\n    print('x' * 10, flush=True)\n    time.sleep(0.0005)")
+        "stream",
+        PY,
+        py("import time\nwhile True:\n    print('x' * 10, flush=True)\n    time.sleep(0.0005)"),
     )
     assert wait_until(lambda: len(calls) > 50)
     manager.unregister_log_callback(cb_id)
@@ -557,7 +561,9 @@ def test_kill_never_signals_processes_outside_the_tree(tree_script: str) -> None
 def test_restart_of_a_running_process_gives_a_new_one(
     manager: ProcessManager, store: RecordingStore
 ) -> None:
-    old = manager.start_command("srv", PY, py("import time; print('up', flush=True); time.sleep(60)"))
+    old = manager.start_command(
+        "srv", PY, py("import time; print('up', flush=True); time.sleep(60)")
+    )
     assert wait_until(lambda: store.lines(old.id) == ["up"])
     new = manager.restart_process(old.id)
     assert new.id != old.id
@@ -640,10 +646,14 @@ def test_on_failure_policy_restarts_with_backoff_then_gives_up(
     procfile_project: Path, store: RecordingStore
 ) -> None:
     pm = ProcessManager(procfile_project, log_store=store)
-    policy = RestartPolicy(mode="on-failure", max_restarts=3, backoff_initial=0.01, backoff_max=0.05)
+    policy = RestartPolicy(
+        mode="on-failure", max_restarts=3, backoff_initial=0.01, backoff_max=0.05
+    )
     try:
         pm.start_script("procfile:crasher", restart=policy)
-        assert wait_until(lambda: len(pm.get_all_processes()) == 4 and not pm.get_all_processes()[-1].is_running())
+        assert wait_until(
+            lambda: len(pm.get_all_processes()) == 4 and not pm.get_all_processes()[-1].is_running()
+        )
         procs = pm.get_all_processes()
         assert [p.snapshot().restarts for p in procs] == [0, 1, 2, 3]
         assert all(p.wait(5) is ProcessStatus.FAILED for p in procs)
@@ -737,9 +747,7 @@ def test_cleanup_leaves_no_process_and_is_idempotent(
 def test_fifty_supervised_children_at_once(store: RecordingStore, tmp_path: Path) -> None:
     pm = ProcessManager(tmp_path, log_store=store)
     try:
-        procs = [
-            pm.start_command(f"c{i}", f"echo child {i}; exec sleep 60") for i in range(50)
-        ]
+        procs = [pm.start_command(f"c{i}", f"echo child {i}; exec sleep 60") for i in range(50)]
         assert wait_until(lambda: all(store.lines(p.id) for p in procs), timeout=20)
         assert all(p.status is ProcessStatus.RUNNING for p in procs)
     finally:
@@ -750,7 +758,9 @@ def test_fifty_supervised_children_at_once(store: RecordingStore, tmp_path: Path
 
 @settings(max_examples=6)
 @given(ops=st.lists(st.sampled_from(["start", "stop", "restart", "quick"]), min_size=1, max_size=8))
-def test_random_concurrent_operations_keep_the_invariants(ops: list[str], tmp_path_factory: Any) -> None:
+def test_random_concurrent_operations_keep_the_invariants(
+    ops: list[str], tmp_path_factory: Any
+) -> None:
     store = RecordingStore()
     pm = ProcessManager(tmp_path_factory.mktemp("ops"), log_store=store, stop_timeout=1.0)
     errors: list[BaseException] = []
@@ -834,8 +844,12 @@ def test_npm_tree_and_stubborn_scripts_are_stopped_with_their_grandchildren(
 ) -> None:
     tree = npm_manager.start_script("tree")
     stubborn = npm_manager.start_script("stubborn")
-    assert wait_until(lambda: len([x for x in store.lines(tree.id) if "tree level" in x]) == 3, timeout=30)
-    assert wait_until(lambda: len([x for x in store.lines(stubborn.id) if "stubborn level" in x]) == 2, timeout=30)
+    assert wait_until(
+        lambda: len([x for x in store.lines(tree.id) if "tree level" in x]) == 3, timeout=30
+    )
+    assert wait_until(
+        lambda: len([x for x in store.lines(stubborn.id) if "stubborn level" in x]) == 2, timeout=30
+    )
     assert tree.pid is not None
     assert stubborn.pid is not None
     pids = tree_pids(KillTarget(tree.pid)) + tree_pids(KillTarget(stubborn.pid))
@@ -853,7 +867,10 @@ def test_npm_dev_server_cleanup_leaves_nothing(store: RecordingStore) -> None:
         dev = pm.start_script("dev")
         stubborn = pm.start_script("stubborn")
         assert wait_until(lambda: "ready" in store.lines(dev.id), timeout=30)
-        assert wait_until(lambda: len([x for x in store.lines(stubborn.id) if "stubborn level" in x]) == 2, timeout=30)
+        assert wait_until(
+            lambda: len([x for x in store.lines(stubborn.id) if "stubborn level" in x]) == 2,
+            timeout=30,
+        )
         assert dev.pid is not None
         assert stubborn.pid is not None
         pids = tree_pids(KillTarget(dev.pid)) + tree_pids(KillTarget(stubborn.pid))
@@ -889,3 +906,100 @@ def test_broken_package_json_is_a_clear_not_found(tmp_path: Path) -> None:
         assert proc.wait(10) is ProcessStatus.SUCCESS
     finally:
         pm.cleanup()
+
+
+def test_real_log_store_and_bus_get_every_line_and_urls_go_inactive_at_exit(
+    tmp_path: Path,
+) -> None:
+    from brummer.logs import LogStore
+
+    bus = EventBus(workers=1)
+    logs = LogStore(event_bus=bus)
+    pm = ProcessManager(tmp_path, event_bus=bus, log_store=logs)
+    try:
+        proc = pm.start_command(
+            "web",
+            PY,
+            py("""
+                import sys
+                print("\\x1b[32mready\\x1b[0m at http://127.0.0.1:5555/ now")
+                sys.stderr.write("Traceback (most recent call last):\\n")
+                sys.stderr.write('  File "app.py", line 1, in <module>\\n')
+                sys.stderr.write("ValueError: boom\\n")
+                print("last line, no newline", end="")
+            """),
+        )
+        assert proc.wait(10) is ProcessStatus.SUCCESS
+        entries = logs.get_by_process(proc.id)
+        assert [e.content for e in entries if not e.is_error] == [
+            "\x1b[32mready\x1b[0m at http://127.0.0.1:5555/ now",
+            "last line, no newline",
+        ]
+        assert [e.content for e in entries if e.is_error][-1] == "ValueError: boom"
+        assert [e.seq for e in entries] == sorted(e.seq for e in entries)
+        (url,) = logs.get_urls()
+        assert url.url == "http://127.0.0.1:5555/"
+        assert url.process_id == proc.id
+        assert wait_until(lambda: not logs.get_urls()[0].active)
+    finally:
+        pm.cleanup()
+        logs.close()
+        bus.stop()
+
+
+def test_many_lines_arrive_complete_and_in_order(
+    manager: ProcessManager, store: RecordingStore
+) -> None:
+    proc = manager.start_command(
+        "burst",
+        PY,
+        py("import sys\nsys.stdout.write(''.join(f'{i}\\n' for i in range(200_000)))"),
+        env={"PYTHONUNBUFFERED": ""},
+    )
+    assert proc.wait(30) is ProcessStatus.SUCCESS
+    assert store.lines(proc.id) == [str(i) for i in range(200_000)]
+
+
+def test_a_failing_store_does_not_stop_the_reader_or_the_callbacks(tmp_path: Path) -> None:
+    class ClosedStore(RecordingStore):
+        def add_batch(self, entries: Sequence[Any]) -> Any:
+            raise BrummerError("logs", ErrorCode.INVALID_STATE, "closed")
+
+    pm = ProcessManager(tmp_path, log_store=ClosedStore())
+    got: list[str] = []
+    pm.register_log_callback(lambda pid, line, err: got.append(line))
+    try:
+        proc = pm.start_command("w", "echo a; echo b")
+        assert proc.wait(10) is ProcessStatus.SUCCESS
+        assert got == ["a", "b"]
+    finally:
+        pm.cleanup()
+
+
+def test_no_file_descriptor_leaks(store: RecordingStore, tmp_path: Path) -> None:
+    from tests.helpers import open_fd_count
+
+    before = open_fd_count()
+    pm = ProcessManager(tmp_path, log_store=store)
+    procs = [pm.start_command(f"p{i}", "echo hi") for i in range(10)]
+    procs += [pm.start_command(f"s{i}", "exec sleep 60") for i in range(5)]
+    procs.append(pm.start_command("missing", "/no/such/binary", ["x"]))
+    assert all(p.wait(10) is ProcessStatus.SUCCESS for p in procs[:10])
+    pm.cleanup()
+    assert wait_until(lambda: open_fd_count() <= before)
+
+
+def test_a_cancelled_context_starts_nothing(manager: ProcessManager) -> None:
+    from brummer.operations import Context
+
+    ctx = Context.background().with_cancel()
+    ctx.cancel()
+    with pytest.raises(BrummerError) as info:
+        manager.start_command("never", "true", ctx=ctx)
+    assert info.value.code is ErrorCode.INVALID_STATE
+    with pytest.raises(BrummerError) as info:
+        manager.start_command("never", "true", ctx="soon")  # type: ignore[arg-type]
+    assert info.value.code is ErrorCode.INVALID_ARGUMENT
+    assert manager.get_all_processes() == []
+    live = Context.background()
+    assert manager.start_command("ok", "true", ctx=live).wait(10) is ProcessStatus.SUCCESS

@@ -114,17 +114,22 @@ def test_restart_policies_error_rules_and_alias(tree: tuple[Path, Path, Path]) -
         'preferred_package_manager = "pnpm"\n'
         '[restart.dev]\nmode = "always"\nmax_restarts = 3\n'
         '[restart.bad]\nmode = "sometimes"\n'
-        '[[error_rules]]\npattern = "BOOM \\\\d+"\nkind = "Boom"\n'
-        '[[error_rules]]\npattern = "(unclosed"\n',
+        '[[error_rules]]\npattern = "BOOM \\\\d+"\nkind = "Boom"\ntriggers = ["Boom"]\n'
+        '[[error_rules]]\npattern = "(unclosed"\n'
+        '[[error_rules]]\npattern = "Disk Full"\n'
+        '[[error_rules]]\npattern = "a|b"\n',
     )
     config = load_config(project, home=home, env={})
     assert config.package_manager == "pnpm"
     assert config.restart_for("dev") == RestartSettings(mode="always", max_restarts=3)
     assert config.restart_for("test") == RestartSettings(mode="on-failure")
     assert config.restart_for("other") is None
-    assert config.error_rules == (ErrorRule(pattern=r"BOOM \d+", kind="Boom"),)
+    assert config.error_rules == (
+        ErrorRule(pattern=r"BOOM \d+", kind="Boom", triggers=("boom",)),
+        ErrorRule(pattern="Disk Full", triggers=("disk full",)),
+    )
     keys = {p.key: p.line for p in config.problems}
-    assert keys == {"restart.bad": 5, "error_rules[1]": 10}
+    assert keys == {"restart.bad": 5, "error_rules[1]": 11, "error_rules[3]": 15}
 
 
 def test_missing_project_directory_is_not_found(tmp_path: Path) -> None:

@@ -259,7 +259,11 @@ def test_jsonc_comments_and_trailing_commas() -> None:
       comment */ "b": [1, 2, ],
       "c": "escaped \\" // still a string",
     }"""
-    assert loads_jsonc(text) == {"a": "http://not-a-comment", "b": [1, 2], "c": 'escaped " // still a string'}
+    assert loads_jsonc(text) == {
+        "a": "http://not-a-comment",
+        "b": [1, 2],
+        "c": 'escaped " // still a string',
+    }
 
 
 def test_jsonc_still_rejects_broken_json() -> None:

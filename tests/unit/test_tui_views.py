@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import pytest
-import urwid
 from hypothesis import given, strategies as st
 
 from brummer.tui.app import BrummerTUI
@@ -284,7 +284,9 @@ def test_errors_view_shows_stack_and_copies_with_osc52(
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     stack = ("TypeError: boom", "    at f (a.js:1:2)", "    at g (b.js:3:4)")
-    app.logs.groups.append(FakeGroup("g1", "test-1", "test", now, now, "TypeError", "boom", stack, 3))
+    app.logs.groups.append(
+        FakeGroup("g1", "test-1", "test", now, now, "TypeError", "boom", stack, 3)
+    )
     written: list[str] = []
     monkeypatch.setattr("brummer.tui.views.lists.shutil.which", lambda _name: None)
     tui = make(app)
@@ -316,13 +318,13 @@ def test_urls_view_lists_proxy_urls(app: FakeApp) -> None:
 def test_web_view_filters_requests(app: FakeApp) -> None:
     class Req:
         def __init__(self, url: str, ctype: str, status: int = 200) -> None:
-            self.url = self.path = url
+            self.url = "http://localhost:3000" + url
             self.method = "GET"
-            self.status_code = status
+            self.status = status
             self.content_type = ctype
-            self.start_time = dt.datetime.now(dt.UTC)
+            self.timestamp = dt.datetime.now(dt.UTC)
             self.duration = 0.012
-            self.size = 10
+            self.response_size = 10
             self.process_name = "dev"
 
     app.proxy.requests += [
@@ -413,3 +415,16 @@ def test_resize_storm_never_crashes(sizes: list[tuple[int, int]], view: str) -> 
         canvas = tui.top.render(size, focus=True)
         assert canvas.rows() == size[1]
         assert canvas.cols() == size[0]
+
+
+def test_save_writes_the_shown_lines_without_ansi(app: FakeApp, tmp_path: Path) -> None:
+    app.work_dir = str(tmp_path)
+    app.logs.add("dev-1", "dev", "\x1b[32mgreen\x1b[0m line")
+    app.logs.add("dev-1", "dev", "hidden")
+    tui = make(app, initial=("dev",))
+    command(tui, "hide hidden")
+    command(tui, "save out.txt")
+    text = (tmp_path / "out.txt").read_text()
+    assert text.endswith(" dev | green line\n")
+    assert "hidden" not in text
+    assert "saved 1 shown log lines" in screen(tui)

@@ -11,5 +11,17 @@ from __future__ import annotations
 from brummer.testing.conformance._harness import ConformanceError as ConformanceError
 from brummer.testing.conformance.event_bus import check_event_bus as check_event_bus
 from brummer.testing.conformance.locks import check_locks as check_locks
+from brummer.testing.conformance.log_store import check_log_store as check_log_store
+from brummer.testing.conformance.process_manager import (
+    check_process_manager as check_process_manager,
+)
+from brummer.testing.conformance.worker_pool import check_worker_pool as check_worker_pool
 
-__all__ = ["ConformanceError", "check_event_bus", "check_locks"]
+__all__ = [
+    "ConformanceError",
+    "check_event_bus",
+    "check_locks",
+    "check_log_store",
+    "check_process_manager",
+    "check_worker_pool",
+]

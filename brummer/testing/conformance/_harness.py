@@ -53,7 +53,9 @@ def run_property(test: Callable[[], None]) -> None:
         found = _first_conformance(exc)
         if found is None:
             raise
-        raise fail(f"{found}\n(seen once; the replay passed: this failure depends on timing)") from exc
+        raise fail(
+            f"{found}\n(seen once; the replay passed: this failure depends on timing)"
+        ) from exc
 
 
 def _first_conformance(exc: BaseException) -> ConformanceError | None:

@@ -25,24 +25,28 @@ class Host(Protocol):
 
     app: Any  # the Brummer container (or anything with the same attributes)
 
+    @contract(ThreadSafety.ST)
     def status(self, message: str, *, error: bool = False) -> None:
         """Show ``message`` in the status line.
 
         Thread safety: ST.
         """
 
+    @contract(ThreadSafety.ST)
     def background(self, fn: Callable[[], object], done: str = "") -> None:
         """Run ``fn`` off the loop thread; show ``done`` (or its error) when it ends.
 
         Thread safety: ST.
         """
 
+    @contract(ThreadSafety.ST)
     def switch_to(self, name: str, **options: Any) -> None:
         """Show the view called ``name``.
 
         Thread safety: ST.
         """
 
+    @contract(ThreadSafety.ST)
     def write_terminal(self, data: str) -> None:
         """Write raw bytes (an escape sequence) to the terminal.
 
@@ -61,6 +65,7 @@ class View(urwid.WidgetWrap[urwid.Widget]):
     name = "view"
     title = "View"
     keys: tuple[tuple[str, str], ...] = ()
+    hint = ""  # the view's keys in a few words, for the bottom line
     tags: frozenset[str] = frozenset()  # dirty tags that make this view refresh
 
     def __init__(self, host: Host, body: urwid.Widget) -> None:
@@ -111,10 +116,20 @@ class Row(urwid.WidgetWrap[urwid.Widget]):
         self._text = urwid.Text(markup, wrap=wrap)  # type: ignore[arg-type]
         super().__init__(urwid.AttrMap(self._text, None, focus_map="focus"))
 
+    @contract(ThreadSafety.ST)
     def selectable(self) -> bool:
+        """Selectable (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         return True
 
+    @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        """Keypress (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         return key
 
 

@@ -60,6 +60,7 @@ class ListView(View):
         super().__init__(host, frame)
         urwid.connect_signal(self.walker, "modified", self._focus_changed)
 
+    @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
         """The items to show (override).
 
@@ -67,6 +68,7 @@ class ListView(View):
         """
         return ()
 
+    @contract(ThreadSafety.ST)
     def key_of(self, item: Any) -> Any:
         """A stable identity of ``item`` to keep the selection on (override).
 
@@ -74,6 +76,7 @@ class ListView(View):
         """
         return getattr(item, "id", item)
 
+    @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
         """The row text of ``item`` (override).
 
@@ -81,6 +84,7 @@ class ListView(View):
         """
         return str(item)
 
+    @contract(ThreadSafety.ST)
     def describe(self, item: Any) -> str:
         """The detail-pane text of ``item`` (override).
 
@@ -88,6 +92,7 @@ class ListView(View):
         """
         return ""
 
+    @contract(ThreadSafety.ST)
     def heading(self, count: int) -> str:
         """The line above the list.
 
@@ -106,7 +111,12 @@ class ListView(View):
         widget, _ = self.walker.get_focus()
         return getattr(widget, "value", None)
 
+    @contract(ThreadSafety.ST)
     def refresh(self) -> None:
+        """Refresh (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         items = list(self.items())
         if self.filter_text:
             needle = self.filter_text.lower()
@@ -131,19 +141,34 @@ class ListView(View):
         item = self.selected
         self.detail.set_text(self.describe(item) if item is not None else "")
 
+    @contract(ThreadSafety.ST)
     def search(self, text: str) -> None:
+        """Search (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         self.filter_text = text
         self.refresh()
 
+    @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        """Keypress (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         if key == "esc" and self.filter_text:
             self.search("")
             return None
         return super().keypress(size, key)
 
+    @contract(ThreadSafety.ST)
     def mouse_event(
         self, size: tuple[int, ...], event: str, button: int, col: int, row: int, focus: bool
     ) -> bool | None:
+        """Mouse event (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         if event == "mouse press" and button in (4, 5):
             self.keypress(size, "up" if button == 4 else "down")
             return True
@@ -172,6 +197,7 @@ class ScriptsView(ListView):
 
     name = "scripts"
     title = "Scripts"
+    hint = "Enter run  / filter"
     tags = frozenset({"scripts"})
     empty_text = "no scripts found (package.json, Procfile, Makefile...); :run <command> runs one"
     keys = (
@@ -180,16 +206,31 @@ class ScriptsView(ListView):
         ("/text", "filter the list (Esc clears)"),
     )
 
+    @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
+        """Items (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         processes = getattr(self.host.app, "processes", None)
         if processes is None:
             return ()
         return sorted(processes.scripts().values(), key=lambda s: (_source_rank(s), s.name))
 
+    @contract(ThreadSafety.ST)
     def key_of(self, item: Any) -> Any:
+        """Key of (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         return item.name
 
+    @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
+        """Markup (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         source = str(getattr(item, "source", ""))
         return [
             ("name", f" {item.name:<24}"),
@@ -197,7 +238,12 @@ class ScriptsView(ListView):
             clean_text(str(item.command), 200),
         ]
 
+    @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        """Keypress (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         if key == "enter" and self.selected is not None:
             name = self.selected.name
             self.host.background(lambda: self.host.app.run(name), f"started {name}")
@@ -224,6 +270,7 @@ class ProcessesView(ListView):
 
     name = "processes"
     title = "Processes"
+    hint = "Enter logs  s stop  r restart  ^R restart all"
     tags = frozenset({"processes", "urls"})
     empty_text = "no processes: pick a script in Scripts (1) or type :run <script>"
     keys = (
@@ -234,7 +281,12 @@ class ProcessesView(ListView):
         ("Ctrl+R", "restart every running process"),
     )
 
+    @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
+        """Items (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         processes = getattr(self.host.app, "processes", None)
         if processes is None:
             return ()
@@ -251,11 +303,21 @@ class ProcessesView(ListView):
             found.setdefault(entry.process_id, []).append(entry.proxy_url or entry.url)
         return found
 
+    @contract(ThreadSafety.ST)
     def refresh(self) -> None:
+        """Refresh (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         self._url_map = self._urls()
         super().refresh()
 
+    @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
+        """Markup (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         attr, symbol = status_symbol(item.status)
         status = str(getattr(item.status, "name", item.status)).lower()
         if item.is_running():
@@ -274,10 +336,20 @@ class ProcessesView(ListView):
             ("url", urls),
         ]
 
+    @contract(ThreadSafety.ST)
     def describe(self, item: Any) -> str:
+        """Describe (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         return f"{item.name}: {item.command}  (id {item.id}, cwd {item.cwd})"
 
+    @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        """Keypress (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         proc = self.selected
         processes = getattr(self.host.app, "processes", None)
         if key == "ctrl r" and processes is not None:
@@ -363,6 +435,7 @@ class ErrorsView(ListView):
 
     name = "errors"
     title = "Errors"
+    hint = "c copy  Enter logs"
     tags = frozenset({"errors"})
     empty_text = "no errors detected"
     keys = (
@@ -374,7 +447,12 @@ class ErrorsView(ListView):
     def __init__(self, host: Host) -> None:
         super().__init__(host, detail=True)
 
+    @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
+        """Items (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         logs = getattr(self.host.app, "logs", None)
         if logs is None:
             return ()
@@ -382,7 +460,12 @@ class ErrorsView(ListView):
         groups.sort(key=lambda g: _timestamp(g.last_seen), reverse=True)
         return groups
 
+    @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
+        """Markup (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         count = f"x{item.count}" if item.count > 1 else ""
         return [
             ("time", f" {local_time(item.last_seen)} "),
@@ -392,7 +475,12 @@ class ErrorsView(ListView):
             ("dim", f"  {count}"),
         ]
 
+    @contract(ThreadSafety.ST)
     def describe(self, item: Any) -> str:
+        """Describe (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         head = f"{item.kind} in {item.process_name} · seen {item.count} times · first {local_time(item.first_seen)}"
         lines = [clean_text(str(line), 500) for line in item.lines[:40]]
         more = len(item.lines) - 40
@@ -400,7 +488,12 @@ class ErrorsView(ListView):
             lines.append(f"... and {more} more lines")
         return "\n".join([head, *lines])
 
+    @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        """Keypress (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         item = self.selected
         if key == "c" and item is not None:
             text = "\n".join(str(line) for line in item.lines) or str(item.message)
@@ -425,24 +518,45 @@ class URLsView(ListView):
 
     name = "urls"
     title = "URLs"
+    hint = "Enter open in browser"
     tags = frozenset({"urls"})
     empty_text = "no URLs seen in the logs yet"
     keys = (("↑ ↓", "select"), ("Enter", "open the URL (through the proxy) in the browser"))
 
+    @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
+        """Items (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         logs = getattr(self.host.app, "logs", None)
         if logs is None:
             return ()
         return sorted(logs.get_urls(), key=lambda u: (str(u.process_name), str(u.url)))
 
+    @contract(ThreadSafety.ST)
     def key_of(self, item: Any) -> Any:
+        """Key of (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         return item.url
 
+    @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
+        """Markup (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         proxy = [("dim", " → "), ("url", str(item.proxy_url))] if item.proxy_url else []
         return [("name", f" {str(item.process_name)[:14]:<14} "), ("url", str(item.url)), *proxy]
 
+    @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        """Keypress (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         item = self.selected
         if key == "enter" and item is not None:
             target = str(item.proxy_url or item.url)
@@ -459,8 +573,13 @@ _ASSET = re.compile(r"\.(js|css|map|woff2?|ttf|json|xml|txt)(\?|$)", re.IGNORECA
 WEB_FILTERS = ("all", "pages", "api", "images")
 
 
+def _size(size: int) -> str:
+    return f"{size}B" if size < 1024 else f"{size / 1024:.1f}kB"
+
+
 def _request_kind(request: Any) -> str:
-    path = str(getattr(request, "path", "") or getattr(request, "url", ""))
+    url = str(getattr(request, "url", ""))
+    path = "/" + url.split("://", 1)[-1].partition("/")[2]
     ctype = str(getattr(request, "content_type", "") or "")
     if _IMAGE.search(path) or ctype.startswith("image/"):
         return "images"
@@ -485,6 +604,7 @@ class WebView(ListView):
 
     name = "web"
     title = "Web"
+    hint = "f filter (all/pages/api/images)"
     tags = frozenset({"web"})
     empty_text = "no proxied requests yet (open a URL from the URLs view)"
     keys = (("↑ ↓", "select"), ("f", "filter: all → pages → api → images"))
@@ -493,7 +613,12 @@ class WebView(ListView):
         self.kind = "all"
         super().__init__(host, detail=True)
 
+    @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
+        """Items (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         proxy = getattr(self.host.app, "proxy", None)
         if proxy is None:
             return ()
@@ -502,48 +627,87 @@ class WebView(ListView):
             requests = [r for r in requests if _request_kind(r) == self.kind]
         return list(reversed(requests))
 
+    @contract(ThreadSafety.ST)
     def heading(self, count: int) -> str:
+        """Heading (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         proxy = getattr(self.host.app, "proxy", None)
         state = "proxy off" if proxy is None else f"filter {self.kind}"
         return f"{super().heading(count)} · {state}"
 
+    @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
-        status = getattr(item, "status_code", None) or getattr(item, "status", 0) or 0
-        attr = "error" if int(status) >= 400 or getattr(item, "error", None) else "success"
-        duration = getattr(item, "duration", 0.0) or 0.0
+        """Markup (urwid widget protocol).
+
+        Thread safety: ST.
+        """
+        status = int(getattr(item, "status", 0) or 0)
+        failed = bool(str(getattr(item, "error", "") or ""))
+        attr = "error" if failed or status >= 400 or status == 0 else "success"
+        duration = float(getattr(item, "duration", 0.0) or 0.0)
+        size = int(getattr(item, "response_size", 0) or 0)
         return [
-            ("time", f" {local_time(getattr(item, 'start_time', None))} "),
+            ("time", f" {local_time(getattr(item, 'timestamp', None))} "),
             (attr, f"{status:>3} "),
             ("name", f"{getattr(item, 'method', ''):<6} "),
             clean_text(str(getattr(item, "url", "")), 300),
-            ("dim", f"  {int(getattr(item, 'size', 0) or 0)}B {duration * 1000:.0f}ms"),
+            (
+                "dim",
+                f"  {_size(size)} {duration * 1000:.0f}ms  {getattr(item, 'process_name', '')}",
+            ),
         ]
 
+    @contract(ThreadSafety.ST)
     def describe(self, item: Any) -> str:
+        """Describe (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         fields = (
-            "method",
-            "url",
-            "status_code",
-            "content_type",
-            "duration",
-            "process_name",
-            "size",
-            "error",
-            "auth_type",
-            "jwt_claims",
-            "session_id",
+            ("method", "method"),
+            ("url", "url"),
+            ("status", "status"),
+            ("content_type", "content type"),
+            ("duration", "duration (s)"),
+            ("process_name", "process"),
+            ("request_size", "request bytes"),
+            ("response_size", "response bytes"),
+            ("is_xhr", "XHR/fetch"),
+            ("error", "error"),
         )
         lines = []
-        for field in fields:
+        for field, label in fields:
             value = getattr(item, field, None)
-            if value not in (None, "", {}, ()):
-                lines.append(f"{field.replace('_', ' ')}: {value}")
-        telemetry = getattr(item, "telemetry", None)
-        if telemetry:
-            lines.append(f"telemetry: {telemetry}")
+            if value not in (None, "", False):
+                lines.append(f"{label}: {value}")
+        lines += self._telemetry(str(getattr(item, "process_name", "")))
         return "\n".join(lines)
 
+    def _telemetry(self, process_name: str) -> list[str]:
+        telemetry = getattr(getattr(self.host.app, "proxy", None), "telemetry", None)
+        if telemetry is None or not process_name:
+            return []
+        try:
+            sessions = telemetry.get_sessions_for_process(process_name)
+        except Exception:
+            return []
+        if not sessions:
+            return ["telemetry: no browser session yet (open the page through the proxy)"]
+        latest = max(sessions, key=lambda s: _timestamp(s.last_activity))
+        return [
+            f"telemetry: {len(sessions)} browser session(s); latest {latest.url}",
+            f"  {len(latest.events)} events, {latest.error_count} errors, "
+            f"last activity {local_time(latest.last_activity)}",
+        ]
+
+    @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        """Keypress (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         if key == "f":
             self.kind = WEB_FILTERS[(WEB_FILTERS.index(self.kind) + 1) % len(WEB_FILTERS)]
             self.refresh()

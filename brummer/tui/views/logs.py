@@ -25,6 +25,19 @@ HIGH_PRIORITY = 50  # entries with priority above this (or level ERROR+) pass th
 NAME_WIDTH = 12
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CACHE_LIMIT = 512
+_BATCH = 10_000
+
+
+def _drain(read: Any, advance: Any) -> list[Any]:
+    """Call ``read`` until it returns a short batch, advancing the cursor after each."""
+    entries: list[Any] = []
+    while True:
+        batch = read()
+        entries += batch
+        if batch:
+            advance(batch)
+        if len(batch) < _BATCH:
+            return entries
 
 
 class _Line:
@@ -82,6 +95,7 @@ class LogWalker(urwid.ListWalker):  # type: ignore[type-arg]
             markup.append(("dim", f"  (x{line.count})"))
         return urwid.AttrMap(urwid.Text(markup, wrap="any"), None, focus_map={None: "focus"})
 
+    @contract(ThreadSafety.ST)
     def invalidate(self) -> None:
         """Forget cached widgets (after a filter or search change).
 
@@ -90,21 +104,41 @@ class LogWalker(urwid.ListWalker):  # type: ignore[type-arg]
         self._cache.clear()
         self._modified()
 
+    @contract(ThreadSafety.ST)
     def next_position(self, position: int) -> int:
+        """Next position (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         if position + 1 >= len(self.lines):
             raise IndexError(position)
         return position + 1
 
+    @contract(ThreadSafety.ST)
     def prev_position(self, position: int) -> int:
+        """Prev position (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         if position <= 0:
             raise IndexError(position)
         return position - 1
 
+    @contract(ThreadSafety.ST)
     def set_focus(self, position: int) -> None:
+        """Set focus (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         self.focus = max(0, min(position, len(self.lines) - 1))
         self._modified()
 
+    @contract(ThreadSafety.ST)
     def positions(self, reverse: bool = False) -> range:
+        """Positions (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         count = len(self.lines)
         return range(count - 1, -1, -1) if reverse else range(count)
 
@@ -119,6 +153,7 @@ class LogsView(View):
     name = "logs"
     title = "Logs"
     tags = frozenset({"logs"})
+    hint = "/ search  n N matches  p priority  x clear  End follow"
     keys = (
         ("↑ ↓ PgUp PgDn", "scroll (scrolling up pauses follow)"),
         ("Home / End", "first line / last line and follow again"),
@@ -140,7 +175,10 @@ class LogsView(View):
         self.show_re: re.Pattern[str] | None = None
         self.hide_re: re.Pattern[str] | None = None
         self.search_text = ""
-        self._last_id: Any = None
+        self._last_id: Any = None  # snapshot mode: id of the newest entry seen
+        self._cursor: int | None = None  # cursor mode: store-wide position read up to
+        self._last_seq: int | None = None  # cursor mode, one process: its newest seq seen
+        self._pending_rebuild: list[Any] | None = None
         self._cap = int(getattr(getattr(host.app, "config", None), "log_max_entries", 10_000))
         body: urwid.Widget = urwid.Frame(self.listbox, header=urwid.AttrMap(self.info, "dim"))
         super().__init__(host, body)
@@ -155,6 +193,54 @@ class LogsView(View):
             return list(logs.get_all())
         return list(logs.get_by_process(self.process_id))
 
+    def _read_new(self) -> list[Any] | None:
+        """Entries added since the last refresh; None when the view must be rebuilt.
+
+        Uses the store's cursor reads (``cursor``/``get_since``) when it has them, so a
+        refresh costs what is new, not what is stored; else diffs a full snapshot.
+        """
+        logs = getattr(self.host.app, "logs", None)
+        if logs is None:
+            return []
+        if not hasattr(logs, "get_since"):
+            entries = self._snapshot()
+            start = self._new_from(entries)
+            self._last_id = entries[-1].id if entries else None
+            if start is None:
+                self._pending_rebuild = entries
+                return None
+            return entries[start:]
+        cursor = logs.cursor()
+        if self._cursor is not None and cursor < self._cursor:
+            self._cursor = None
+            self._last_seq = None
+            self._pending_rebuild = None
+            return None
+        if self.process_id is not None:
+            if self._last_seq is None:
+                entries = list(logs.get_by_process(self.process_id))
+            else:
+                entries = _drain(
+                    lambda: logs.get_since(
+                        self._last_seq, process_id=self.process_id, limit=_BATCH
+                    ),
+                    lambda batch: setattr(self, "_last_seq", batch[-1].seq),
+                )
+            if entries:
+                self._last_seq = entries[-1].seq
+            self._cursor = cursor
+            return entries
+        if self._cursor is None:
+            self._cursor = 0
+        entries = []
+        while True:
+            batch = logs.get_since(self._cursor, limit=_BATCH)
+            entries += batch
+            self._cursor += len(batch)
+            if len(batch) < _BATCH:
+                break
+        return entries
+
     def _passes(self, line: _Line) -> bool:
         entry = line.entry
         if self.high_only and not (
@@ -167,20 +253,23 @@ class LogsView(View):
             return False
         return not (self.hide_re is not None and self.hide_re.search(line.plain))
 
+    @contract(ThreadSafety.ST)
     def refresh(self) -> None:
         """Append what is new in the store; rebuild when the store was cleared.
 
         Thread safety: ST.
         """
-        entries = self._snapshot()
-        start = self._new_from(entries)
-        if start is None:
+        new = self._read_new()
+        if new is None:
             self.walker.lines = []
             self.walker.invalidate()
-            start = 0
+            new = self._pending_rebuild if self._pending_rebuild is not None else []
+            self._pending_rebuild = None
+            if not new and hasattr(getattr(self.host.app, "logs", None), "get_since"):
+                new = self._read_new() or []
         lines = self.walker.lines
         added = False
-        for entry in entries[start:]:
+        for entry in new:
             line = _Line(entry)
             if not self._passes(line):
                 continue
@@ -197,7 +286,6 @@ class LogsView(View):
                     continue
             lines.append(line)
             added = True
-        self._last_id = entries[-1].id if entries else None
         if len(lines) > self._cap + self._cap // 10:
             cut = len(lines) - self._cap
             del lines[:cut]
@@ -219,8 +307,31 @@ class LogsView(View):
                 return index + 1
         return None
 
+    @contract(ThreadSafety.ST)
+    def export_lines(self) -> list[str]:
+        """The shown lines as plain text (ANSI removed), for ``:save``.
+
+        Thread safety: ST.
+        """
+        out = []
+        for line in self.walker.lines:
+            entry = line.entry
+            repeat = f" (x{line.count})" if line.count > 1 else ""
+            out.append(f"{local_time(entry.timestamp)} {entry.process_name} | {line.plain}{repeat}")
+        return out
+
+    @contract(ThreadSafety.ST)
+    def reload(self) -> None:
+        """Re-read everything from the store (after a clear made elsewhere).
+
+        Thread safety: ST.
+        """
+        self._rebuild()
+
     def _rebuild(self) -> None:
         self._last_id = None
+        self._cursor = None
+        self._last_seq = None
         self.walker.lines = []
         self.walker.focus = 0
         self.walker.invalidate()
@@ -249,7 +360,12 @@ class LogsView(View):
 
     # ------------------------------------------------------------------ commands
 
+    @contract(ThreadSafety.ST)
     def on_show(self, **options: Any) -> None:
+        """On show (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         if "process_id" in options:
             pid = options.get("process_id")
             if pid != self.process_id:
@@ -308,7 +424,12 @@ class LogsView(View):
         self._rebuild()
         self.host.status("logs cleared")
 
+    @contract(ThreadSafety.ST)
     def search(self, text: str) -> None:
+        """Search (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         self.search_text = text
         self.walker.search = re.compile(re.escape(text), re.IGNORECASE) if text else None
         self.walker.invalidate()
@@ -341,7 +462,12 @@ class LogsView(View):
 
     # ------------------------------------------------------------------ input
 
+    @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
+        """Keypress (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         if key in ("n", "N"):
             if not self.find(forward=key == "n"):
                 self.host.status("no more matches", error=True)
@@ -383,9 +509,14 @@ class LogsView(View):
         self.follow = at_bottom
         self._update_info()
 
+    @contract(ThreadSafety.ST)
     def mouse_event(
         self, size: tuple[int, ...], event: str, button: int, col: int, row: int, focus: bool
     ) -> bool | None:
+        """Mouse event (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         if event == "mouse press" and button in (4, 5):
             step = -3 if button == 4 else 3
             self._focus(self.walker.focus + step)

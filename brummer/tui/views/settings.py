@@ -31,7 +31,12 @@ class SettingsView(View):
         self.walker: urwid.SimpleListWalker[Any] = urwid.SimpleListWalker([])
         super().__init__(host, urwid.ListBox(self.walker))
 
+    @contract(ThreadSafety.ST)
     def refresh(self) -> None:
+        """Refresh (urwid widget protocol).
+
+        Thread safety: ST.
+        """
         self.walker[:] = [urwid.Text(line) for line in self.lines()]
 
     @contract(ThreadSafety.ST)

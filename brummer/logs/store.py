@@ -1,0 +1,826 @@
+"""LogStore: a bounded ring of process output lines with per-process indexes.
+
+Each line is classified (level, tags, priority) and checked for errors, builds, tests and
+URLs by a :class:`~brummer.logs.detect.Detector` *before* the store's lock is taken; under
+the lock the store only numbers the lines, appends them and evicts the oldest. Reads copy
+references under the lock and filter outside it, so a long search never stalls writers.
+
+What it is not: a persistent log, a database or a log shipper. Entries live in memory
+until evicted (oldest first when ``max_entries`` is reached) or cleared.
+
+Thread safety: TS. Every public method may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import operator
+import re
+import sys
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from brummer.contracts import Cleanup, ThreadSafety, TSLock, contract
+from brummer.errors import BrummerError, ErrorCode
+from brummer.logs.detect import Detector, Finding
+from brummer.logs.model import (
+    CollapsedEntry,
+    ErrorGroup,
+    LogEntry,
+    LogEntryInput,
+    LogLevel,
+    LogStoreMetrics,
+    SearchQuery,
+    URLEntry,
+    _make_entries,
+    _Meta,
+)
+
+__all__ = ["EventSink", "LogStore"]
+
+_COMPONENT = "logs"
+RATE_WINDOW_SECONDS = 5  # entries_per_sec is averaged over this many whole seconds
+URL_CONTEXT_CHARS = 200
+_MEMORY_SAMPLE = 256
+
+_get_content = operator.attrgetter("content")
+_get_input = operator.attrgetter("process_id", "process_name", "is_error")
+
+
+class EventSink(Protocol):
+    """What the store needs from an event bus (``brummer.events.EventBus`` fits).
+
+    Thread safety: implementations must be TS; the store calls from any thread.
+    """
+
+    def publish_async(self, event: Any) -> None:
+        """Queue an event without blocking or raising."""
+
+
+def _bad(message: str, hint: str, **context: Any) -> BrummerError:
+    return BrummerError(_COMPONENT, ErrorCode.INVALID_ARGUMENT, message, hint=hint, context=context)
+
+
+def _check_str(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(
+            f"{name} must be a str, not {type(value).__name__}",
+            f"pass {name} as text (decode bytes first)",
+        )
+    return value
+
+
+@contract(ThreadSafety.TS, cleanup=Cleanup.MANUAL)
+class LogStore:
+    """Bounded store of process output lines with detection, errors and URLs.
+
+    Thread safety: TS. Every public method may be called from any thread. Writers hold the
+    lock only to number, append and evict; detection runs before, event publishing
+    (``publish_async``, never blocking) after. Readers copy references under the lock and
+    filter outside it.
+
+    Args:
+        max_entries: lines kept; the oldest go first when full (O(1) per line).
+        max_errors: error entries (level ≥ ERROR) and error groups kept.
+        max_urls: distinct (process, URL) pairs kept.
+        event_bus: receives ERROR_DETECTED, URL_DETECTED, BUILD_EVENT, TEST_PASSED and
+            TEST_FAILED (never LOG_LINE: the process manager publishes lines).
+        detector: the detector to use (default: the built-in rules plus ``extra_rules``).
+        extra_rules: user detection rules (see :class:`~brummer.logs.detect.Detector`).
+
+    Raises:
+        BrummerError: INVALID_ARGUMENT for a limit that is not a positive int.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        max_errors: int = 500,
+        max_urls: int = 100,
+        event_bus: EventSink | None = None,
+        detector: Detector | None = None,
+        extra_rules: str | Path | Any | None = None,
+    ) -> None:
+        for name, value in (
+            ("max_entries", max_entries),
+            ("max_errors", max_errors),
+            ("max_urls", max_urls),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise _bad(
+                    f"{name} must be an int ≥ 1, not {value!r}",
+                    f"pass a positive number for {name}",
+                )
+        self._max_entries = max_entries
+        self._max_urls = max_urls
+        self._bus = event_bus
+        self._detector = detector or Detector(extra_rules, max_groups=max_errors)
+        # _lock guards everything below; never held while detecting or publishing.
+        self._lock = TSLock("log store")
+        self._ring: deque[LogEntry] = deque()
+        self._keys: deque[str] = deque()  # search key of each ring entry, same order
+        self._by_process: dict[str, _ProcessIndex] = {}
+        self._last_seq: dict[str, int] = {}
+        self._errors: deque[LogEntry] = deque(maxlen=max_errors)
+        self._urls: OrderedDict[tuple[str, str], URLEntry] = OrderedDict()
+        self._closed = False
+        self._added_total = 0
+        self._evicted_total = 0
+        self._rate: deque[list[int]] = deque()  # [whole second, lines added in it]
+
+    # ------------------------------------------------------------------ writing
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def add(
+        self, process_id: str, process_name: str, content: str, is_error: bool = False
+    ) -> LogEntry:
+        """Store one line and return the entry actually stored (with its seq and level).
+
+        Thread safety: TS.
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT when an argument is not a str (bytes included);
+                INVALID_STATE after :meth:`close`.
+        """
+        return self.add_lines(process_id, process_name, [content], is_error)[0]
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def add_lines(
+        self,
+        process_id: str,
+        process_name: str,
+        contents: Sequence[str],
+        is_error: bool = False,
+    ) -> list[LogEntry]:
+        """Store consecutive lines of one process and stream; all or nothing.
+
+        Thread safety: TS.
+
+        The fast path for reader threads: no per-line input objects are needed.
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT when a line or id is not a str; INVALID_STATE
+                after :meth:`close`. Nothing is stored then.
+        """
+        _check_str(process_id, "process_id")
+        _check_str(process_name, "process_name")
+        if not isinstance(contents, list | tuple):
+            if isinstance(contents, str | bytes):
+                raise _bad(
+                    "contents must be a sequence of lines, not a single string",
+                    "use add() for one line or pass a list of lines",
+                )
+            contents = list(contents)
+        self._check_contents(contents)
+        self._check_open()
+        return self._ingest([(process_id, process_name, bool(is_error), contents)])
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def add_batch(self, entries: Sequence[LogEntryInput]) -> list[LogEntry]:
+        """Store many lines at once, in order; all or nothing.
+
+        Thread safety: TS.
+
+        Every input is validated before anything is stored, and all lines are appended in
+        one lock acquisition, so readers see all of them or none.
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT when an input lacks a field or a field has the
+                wrong type (nothing is stored); INVALID_STATE after :meth:`close`.
+        """
+        if isinstance(entries, str | bytes) or not isinstance(entries, Iterable):
+            raise _bad(
+                f"entries must be a sequence of LogEntryInput, not {type(entries).__name__}",
+                "pass a list of LogEntryInput(process_id, process_name, content, is_error)",
+            )
+        items = entries if isinstance(entries, list | tuple) else list(entries)
+        if not items:
+            self._check_open()
+            return []
+        try:
+            heads = list(map(_get_input, items))
+            contents = list(map(_get_content, items))
+        except AttributeError as exc:
+            raise _bad(
+                f"every entry must be a LogEntryInput: {exc}",
+                "build inputs with LogEntryInput(process_id, process_name, content, is_error)",
+            ) from exc
+        self._check_contents(contents)
+        runs: list[tuple[str, str, bool, list[str]]] = []
+        if heads.count(heads[0]) == len(heads):
+            pid, name, err = heads[0]
+            runs.append((pid, name, err, contents))
+        else:
+            for (pid, name, err), group in itertools.groupby(
+                zip(heads, contents, strict=True), key=operator.itemgetter(0)
+            ):
+                runs.append((pid, name, err, [c for _, c in group]))
+        for pid, name, err, _ in runs:
+            _check_str(pid, "process_id")
+            _check_str(name, "process_name")
+            if not isinstance(err, bool | int):
+                raise _bad(
+                    f"is_error must be a bool, not {type(err).__name__}",
+                    "pass True for stderr lines, False for stdout lines",
+                )
+        self._check_open()
+        return self._ingest([(pid, name, bool(err), lines) for pid, name, err, lines in runs])
+
+    @staticmethod
+    def _check_contents(contents: Sequence[object]) -> None:
+        types = set(map(type, contents))
+        if types - {str} and not all(issubclass(t, str) for t in types):
+            bad = next(c for c in contents if not isinstance(c, str))
+            raise _bad(
+                f"log content must be a str, not {type(bad).__name__}",
+                "decode bytes first (errors='replace'); nothing of this batch was stored",
+                content_type=type(bad).__name__,
+            )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BrummerError(
+                _COMPONENT,
+                ErrorCode.INVALID_STATE,
+                "the log store is closed",
+                hint="create a new LogStore; a closed one accepts no lines",
+            )
+
+    def _ingest(self, runs: list[tuple[str, str, bool, Sequence[str]]]) -> list[LogEntry]:
+        detector = self._detector
+        findings: list[Finding] = detector._flush(idle_only=True)
+        scans = [detector._scan(pid, name, lines) for pid, name, _, lines in runs]
+        now = datetime.now(UTC)
+        out: list[LogEntry] = []
+        with self._lock:
+            self._check_open()
+            for (pid, name, err, lines), scan in zip(runs, scans, strict=True):
+                metas: dict[Any, _Meta] = {}
+                base_meta = _meta_for(metas, pid, name, now, err, None)
+                seq = self._last_seq.get(pid, 0)
+                n = len(lines)
+                seqs = range(seq + 1, seq + n + 1)
+                if not scan.special:
+                    new = _make_entries(seqs, lines, itertools.repeat(base_meta, n), n)
+                else:
+                    per_line = [base_meta] * n
+                    for index, cls in scan.special.items():
+                        per_line[index] = _meta_for(metas, pid, name, now, err, cls)
+                    new = _make_entries(seqs, lines, per_line, n)
+                    for index in sorted(scan.special):
+                        if scan.special[index].level >= LogLevel.ERROR:
+                            self._errors.append(new[index])
+                self._last_seq[pid] = seq + n
+                self._ring.extend(new)
+                self._keys.extend(scan.keys)
+                index = self._by_process.get(pid)
+                if index is None:
+                    self._by_process[pid] = index = _ProcessIndex()
+                index.entries.extend(new)
+                index.keys.extend(scan.keys)
+                for _, url, context in scan.urls:
+                    self._record_url(pid, name, url, context, now, findings)
+                out.extend(new)
+            self._evict()
+            self._count(len(out))
+        findings.extend(f for scan in scans for f in scan.findings)
+        self._publish(findings)
+        return out
+
+    def _evict(self) -> None:
+        """Drop the oldest entries beyond max_entries; O(1) each. Called with _lock held."""
+        ring = self._ring
+        overflow = len(ring) - self._max_entries
+        if overflow <= 0:
+            return
+        by_process = self._by_process
+        popleft = ring.popleft
+        popkey = self._keys.popleft
+        for _ in range(overflow):
+            pid = popleft()._meta[0]
+            popkey()
+            index = by_process[pid]
+            index.entries.popleft()
+            index.keys.popleft()
+            if not index.entries:
+                del by_process[pid]
+        self._evicted_total += overflow
+
+    def _count(self, n: int) -> None:
+        second = int(time.monotonic())
+        rate = self._rate
+        if rate and rate[-1][0] == second:
+            rate[-1][1] += n
+        else:
+            rate.append([second, n])
+            while rate and rate[0][0] <= second - RATE_WINDOW_SECONDS:
+                rate.popleft()
+        self._added_total += n
+
+    def _record_url(
+        self,
+        pid: str,
+        name: str,
+        url: str,
+        context: str,
+        now: datetime,
+        findings: list[Finding],
+    ) -> None:
+        key = (pid, url)
+        old = self._urls.get(key)
+        entry = URLEntry(
+            url=url,
+            process_id=pid,
+            process_name=name,
+            timestamp=now,
+            context=context[:URL_CONTEXT_CHARS],
+            proxy_url=old.proxy_url if old is not None else None,
+        )
+        self._urls[key] = entry
+        if old is None or not old.active:
+            findings.append(
+                Finding(
+                    "url.detected",
+                    pid,
+                    {"url": url, "process_name": name, "context": entry.context},
+                )
+            )
+        while len(self._urls) > self._max_urls:
+            self._urls.popitem(last=False)
+
+    def _publish(self, findings: list[Finding]) -> None:
+        bus = self._bus
+        if bus is None or not findings:
+            return
+        from brummer.events import Event
+
+        for finding in findings:
+            bus.publish_async(
+                Event(type=finding.kind, data=finding.data, process_id=finding.process_id)
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def get_by_process(self, process_id: str) -> list[LogEntry]:
+        """Snapshot of one process's retained lines, oldest first ([] if unknown).
+
+        Thread safety: TS.
+        """
+        with self._lock:
+            index = self._by_process.get(process_id)
+            return list(index.entries) if index is not None else []
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def get_all(self) -> list[LogEntry]:
+        """Snapshot of every retained line, oldest first.
+
+        Thread safety: TS.
+        """
+        with self._lock:
+            return list(self._ring)
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def get_errors(self) -> list[LogEntry]:
+        """The last ``max_errors`` lines whose level is ERROR or CRITICAL, oldest first.
+
+        Thread safety: TS.
+
+        Kept apart from the ring, so an error stays readable here after the ring evicted it.
+        """
+        with self._lock:
+            return list(self._errors)
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def get_since(
+        self, after_seq: int = 0, *, process_id: str | None = None, limit: int = 1000
+    ) -> list[LogEntry]:
+        """Cursor read for pollers: lines added after a cursor, oldest first, at most ``limit``.
+
+        Thread safety: TS.
+
+        Without ``process_id`` the cursor is the store-wide *position*: pass 0 first, then
+        ``after_seq = cursor_of(result)`` (:meth:`cursor`). With ``process_id`` the cursor
+        is that process's ``seq``: pass the ``seq`` of the last entry you saw. Lines
+        evicted before you polled are skipped (check :meth:`cursor` against your cursor
+        to see how many were missed). A store-wide cursor never skips a line; after
+        :meth:`clear_for_process` it may deliver some lines a second time.
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT for a negative cursor or limit < 1.
+        """
+        if not isinstance(after_seq, int) or after_seq < 0:
+            raise _bad(f"after_seq must be an int ≥ 0, not {after_seq!r}", "pass 0 to start")
+        if not isinstance(limit, int) or limit < 1:
+            raise _bad(f"limit must be an int ≥ 1, not {limit!r}", "pass e.g. limit=1000")
+        with self._lock:
+            if process_id is not None:
+                index = self._by_process.get(process_id)
+                if index is None:
+                    return []
+                first = index.entries[0]._seq
+                start = max(0, after_seq - first + 1)
+                return list(itertools.islice(index.entries, start, start + limit))
+            end = self._added_total
+            first_pos = end - len(self._ring)
+            start = max(0, after_seq - first_pos)
+            return list(itertools.islice(self._ring, start, start + limit))
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def cursor(self) -> int:
+        """Store-wide position of the newest line (lines ever added, minus cleared ones).
+
+        Thread safety: TS.
+
+        ``get_since(c)`` returns the lines added after position ``c``; after reading
+        ``k`` lines from ``get_since(c)`` the next cursor is ``c + k`` (or simply
+        :meth:`cursor` again when the read was not truncated by ``limit``).
+        """
+        with self._lock:
+            return self._added_total
+
+    @contract(ThreadSafety.TS)
+    def search(self, query: SearchQuery) -> list[LogEntry]:
+        """Lines matching every criterion of ``query``, oldest first (newest N with limit).
+
+        Thread safety: TS. The lock is held only to copy references; matching runs on the
+        snapshot, outside the lock.
+
+        Text matching is case-insensitive and ignores ANSI codes, for substrings and for
+        regular expressions alike.
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT for an invalid regex, ``limit < 0`` or a query
+                field of the wrong type.
+        """
+        if not isinstance(query, SearchQuery):
+            raise _bad(
+                f"query must be a SearchQuery, not {type(query).__name__}",
+                "build one with SearchQuery(text=..., regex=..., limit=...)",
+            )
+        limit = query.limit
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise _bad(
+                f"limit must be an int ≥ 0, not {limit!r}",
+                "pass 0 for all matches or N for the newest N",
+            )
+        _check_str(query.text, "text")
+        matcher = _matcher(query)
+        level = query.level
+        since, until = query.since, query.until
+        for bound, label in ((since, "since"), (until, "until")):
+            if bound is not None and (not isinstance(bound, datetime) or bound.tzinfo is None):
+                raise _bad(
+                    f"{label} must be a timezone-aware datetime, not {bound!r}",
+                    "use datetime.now(UTC) - timedelta(...)",
+                )
+        with self._lock:
+            if query.process_id is not None:
+                index = self._by_process.get(query.process_id)
+                snap = list(index.entries) if index is not None else []
+                keys = list(index.keys) if index is not None and matcher is not None else []
+            else:
+                snap = list(self._ring)
+                keys = list(self._keys) if matcher is not None else []
+        checks: list[Callable[[LogEntry], bool]] = []
+        if level is not None:
+            minimum = LogLevel(level)
+            checks.append(lambda e: e._meta[3] >= minimum)
+        if since is not None:
+            checks.append(lambda e: e._meta[2] >= since)
+        if until is not None:
+            checks.append(lambda e: e._meta[2] <= until)
+        snap.reverse()  # newest first, so a limit stops early
+        keys.reverse()
+        found: Iterable[LogEntry] = snap
+        if matcher is not None:
+            found = itertools.compress(snap, matcher(keys))
+        for check in checks:
+            found = filter(check, found)
+        result = list(itertools.islice(found, limit) if limit else found)
+        result.reverse()
+        return result
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def get_collapsed(self, process_id: str | None = None) -> list[CollapsedEntry]:
+        """Lines with runs of identical consecutive lines of a process read as one, with a count.
+
+        Thread safety: TS.
+
+        Two entries are identical when process, content, level and stream match. With
+        ``process_id`` only that process's lines are read; without, the interleaved
+        store-wide order is used (a line of another process breaks a run).
+        """
+        entries = self.get_all() if process_id is None else self.get_by_process(process_id)
+        out: list[CollapsedEntry] = []
+        for _, run in itertools.groupby(
+            entries, key=lambda e: (e._meta[0], e.content, e._meta[3], e._meta[4])
+        ):
+            items = list(run)
+            out.append(
+                CollapsedEntry(
+                    entry=items[-1],
+                    count=len(items),
+                    first_seen=items[0].timestamp,
+                    last_seen=items[-1].timestamp,
+                )
+            )
+        return out
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def get_urls(self) -> list[URLEntry]:
+        """Detected URLs, one per (process, URL), in order of first detection.
+
+        Thread safety: TS.
+
+        URLs of exited processes stay listed with ``active=False`` (see
+        :meth:`mark_process_exited`).
+        """
+        with self._lock:
+            return list(self._urls.values())
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def get_error_groups(self) -> list[ErrorGroup]:
+        """Error groups (multi-line errors with stack lines), deduplicated, oldest first.
+
+        Thread safety: TS.
+
+        Groups idle for ``group_idle_seconds`` are closed first; a group still collecting
+        lines is listed too, with id ``"<process_id>-open"``.
+        """
+        self._publish(self._detector._flush(idle_only=True))
+        return self._detector._groups_snapshot()
+
+    # ------------------------------------------------------------------ other writers
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def set_proxy_url(self, url: str, proxy_url: str | None) -> int:
+        """Attach the proxy's URL to every entry for ``url``; returns how many were updated.
+
+        Thread safety: TS.
+        """
+        _check_str(url, "url")
+        if proxy_url is not None:
+            _check_str(proxy_url, "proxy_url")
+        with self._lock:
+            keys = [k for k in self._urls if k[1] == url]
+            for key in keys:
+                self._urls[key] = attrs.evolve(self._urls[key], proxy_url=proxy_url)
+            return len(keys)
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def mark_process_exited(self, process_id: str) -> None:
+        """The process exited: its URLs become inactive and its open error group is closed.
+
+        Thread safety: TS. The process manager or the app calls it on PROCESS_EXITED.
+        """
+        _check_str(process_id, "process_id")
+        findings = self._detector._flush(process_id)
+        with self._lock:
+            for key, entry in self._urls.items():
+                if key[0] == process_id and entry.active:
+                    self._urls[key] = attrs.evolve(entry, active=False)
+        self._publish(findings)
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def clear(self) -> None:
+        """Forget every line, error, error group and URL (seq numbers keep increasing).
+
+        Thread safety: TS.
+        """
+        with self._lock:
+            self._ring.clear()
+            self._keys.clear()
+            self._by_process.clear()
+            self._errors.clear()
+            self._urls.clear()
+        self._detector._clear()
+
+    @contract(ThreadSafety.TS, timeout=1.0)
+    def clear_for_process(self, process_id: str) -> None:
+        """Forget the lines, errors, error groups and URLs of one process (O(n) in the store).
+
+        Thread safety: TS.
+        """
+        _check_str(process_id, "process_id")
+        with self._lock:
+            if self._by_process.pop(process_id, None) is not None:
+                keep = [e._meta[0] != process_id for e in self._ring]
+                self._ring = deque(itertools.compress(self._ring, keep))
+                self._keys = deque(itertools.compress(self._keys, keep))
+            self._errors = deque(
+                (e for e in self._errors if e._meta[0] != process_id), maxlen=self._errors.maxlen
+            )
+            for key in [k for k in self._urls if k[0] == process_id]:
+                del self._urls[key]
+        self._detector._clear(process_id)
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def close(self) -> None:
+        """Stop accepting lines; open error groups are closed and published. Idempotent.
+
+        Thread safety: TS. Reads keep working on what was stored.
+        """
+        with self._lock:
+            already, self._closed = self._closed, True
+        if not already:
+            self._publish(self._detector._flush())
+
+    @property
+    @contract(ThreadSafety.TS)
+    def closed(self) -> bool:
+        """True after :meth:`close`.
+
+        Thread safety: TS.
+        """
+        return self._closed
+
+    @property
+    @contract(ThreadSafety.TS)
+    def detector(self) -> Detector:
+        """The detector classifying this store's lines.
+
+        Thread safety: TS.
+        """
+        return self._detector
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def metrics(self) -> LogStoreMetrics:
+        """Counters: retained entries, add rate, errors, memory estimate.
+
+        Thread safety: TS.
+
+        ``entries_per_sec`` averages the last :data:`RATE_WINDOW_SECONDS` whole seconds
+        (the current partial second excluded). ``memory_usage_mb`` samples up to 256
+        entries and extrapolates: approximate, not an exact RSS figure.
+        """
+        now_second = int(time.monotonic())
+        with self._lock:
+            total = len(self._ring)
+            rate = sum(
+                n
+                for second, n in self._rate
+                if now_second - RATE_WINDOW_SECONDS <= second < now_second
+            )
+            step = max(1, total // _MEMORY_SAMPLE)
+            sample = list(itertools.islice(self._ring, 0, None, step))
+            errors = len(self._errors)
+            urls = len(self._urls)
+            added, evicted = self._added_total, self._evicted_total
+        per_entry = _entry_bytes(sample) if sample else 0.0
+        groups = len(self._detector._groups_snapshot())
+        return LogStoreMetrics(
+            total_entries=total,
+            entries_per_sec=rate / RATE_WINDOW_SECONDS,
+            error_count=errors,
+            queue_depth=0,
+            memory_usage_mb=per_entry * total / 1e6,
+            added_total=added,
+            evicted_total=evicted,
+            url_count=urls,
+            error_group_count=groups,
+        )
+
+
+def _meta_for(
+    cache: dict[Any, _Meta],
+    pid: str,
+    name: str,
+    now: datetime,
+    is_error: bool,
+    cls: Any,
+) -> _Meta:
+    meta = cache.get(cls)
+    if meta is None:
+        if cls is None:
+            level, tags, priority = LogLevel.INFO, (), 10
+        else:
+            level, tags, priority = cls.level, cls.tags, cls.priority
+        if is_error:
+            priority += 5
+        meta = (pid, name, now, level, is_error, tags, priority, None)
+        cache[cls] = meta
+    return meta
+
+
+def _entry_bytes(sample: list[LogEntry]) -> float:
+    """Average bytes one entry holds: object, seq, content, search key, 4 index pointers."""
+    total = 0
+    for entry in sample:
+        total += sys.getsizeof(entry) + sys.getsizeof(entry._seq)
+        total += 2 * sys.getsizeof(entry.content) + 4 * 8
+    return total / len(sample)
+
+
+class _ProcessIndex:
+    """One process's entries and search keys, in store order (guarded by LogStore._lock)."""
+
+    __slots__ = ("entries", "keys")
+
+    def __init__(self) -> None:
+        self.entries: deque[LogEntry] = deque()
+        self.keys: deque[str] = deque()
+
+
+_parser: Any = importlib.import_module("re._parser")
+_LITERAL = _parser.LITERAL
+_SUBPATTERN = _parser.SUBPATTERN
+_BRANCH = _parser.BRANCH
+_MIN_LITERAL = 2
+_SEARCH_CHUNK = 8192  # keys joined per str.find pass of a prefiltered regex search
+
+
+def _required_literals(subpattern: Any) -> list[str] | None:
+    """Literals one of which every match of a parsed regex must contain (None: unknown)."""
+    candidates: list[list[str]] = []
+    run: list[str] = []
+    for op, av in subpattern.data:
+        if op is _LITERAL:
+            run.append(chr(av))
+            continue
+        if run:
+            candidates.append(["".join(run)])
+            run = []
+        if op is _SUBPATTERN:
+            inner = _required_literals(av[-1])
+            if inner:
+                candidates.append(inner)
+        elif op is _BRANCH:
+            alternatives = [_required_literals(branch) for branch in av[1]]
+            if all(alternatives):
+                candidates.append([lit for alt in alternatives if alt for lit in alt])
+    if run:
+        candidates.append(["".join(run)])
+    usable = [c for c in candidates if min(map(len, c)) >= _MIN_LITERAL]
+    if not usable:
+        return None
+    return max(usable, key=lambda c: (min(map(len, c)), -len(c)))
+
+
+def _matcher(query: SearchQuery) -> Callable[[list[str]], Iterable[object]] | None:
+    """A function mapping search keys to truthy/falsy match results (C-level loops).
+
+    Keys are lower-cased, so a lower-case pattern needs no IGNORECASE (much faster); a
+    regex whose every match must contain some literal is first located with ``str.find``
+    over the joined keys, and only the lines holding the literal are matched.
+    """
+    text = query.text
+    if not text:
+        return None
+    if not query.regex:
+        needle = text.lower()
+        return lambda keys: map(operator.contains, keys, itertools.repeat(needle))
+    try:
+        flags = 0 if text == text.lower() else re.IGNORECASE
+        search = re.compile(text, flags).search
+        literals = _required_literals(_parser.parse(text, flags))
+    except re.error as exc:
+        raise _bad(
+            f"search regex {text!r} does not compile: {exc}",
+            "fix the regular expression, or search with regex=False for plain text",
+            pattern=text,
+        ) from exc
+    except RecursionError:  # absurdly nested pattern: no prefilter, plain matching
+        literals = None
+    if not literals:
+        return lambda keys: map(search, keys)
+    lowered = [lit.lower() for lit in literals]
+
+    def chunk_hits(keys: list[str]) -> bytearray:
+        blob = "\n".join(keys)
+        hits = bytearray(len(keys))
+        if blob.count("\n") != len(keys) - 1:  # a key holds a newline: match line by line
+            for i, key in enumerate(keys):
+                hits[i] = search(key) is not None
+            return hits
+        for literal in lowered:
+            pos = blob.find(literal)
+            line = 0
+            last = 0
+            while pos != -1:
+                line += blob.count("\n", last, pos)
+                if not hits[line] and search(keys[line]):
+                    hits[line] = 1
+                last = blob.find("\n", pos)
+                if last == -1:
+                    break
+                pos = blob.find(literal, last + 1)
+        return hits
+
+    def prefiltered(keys: list[str]) -> Iterable[object]:
+        # Lazily, chunk by chunk, so that a limit (newest N) stops the scan early.
+        chunks = (
+            chunk_hits(keys[start : start + _SEARCH_CHUNK])
+            for start in range(0, len(keys), _SEARCH_CHUNK)
+        )
+        return itertools.chain.from_iterable(chunks)
+
+    return prefiltered

@@ -1,0 +1,1 @@
+"""End-to-end: the real interface in a real terminal (tmux)."""

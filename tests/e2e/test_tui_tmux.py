@@ -1,0 +1,165 @@
+"""Drive ``python -m brummer --demo`` in tmux: run scripts, see lines, switch, search, stop, quit.
+
+tmux comes from the Debian packages (``apt-get install -y tmux``; .ci/run installs it). The
+test asserts that no child of brummer survives the quit.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Tmux:
+    def __init__(self) -> None:
+        assert shutil.which("tmux"), "tmux is needed: apt-get install -y tmux"
+        self.socket = f"brummer-e2e-{os.getpid()}-{time.monotonic_ns()}"
+
+    def __call__(self, *args: str, check: bool = True) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=check,
+        )
+        return result.stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "main", check=False)
+
+    def keys(self, *keys: str) -> None:
+        self("send-keys", "-t", "main", *keys)
+
+    def type(self, text: str) -> None:
+        self("send-keys", "-t", "main", "-l", text)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        found = wait_until(lambda: text in self.screen(), timeout=timeout, interval=0.05)
+        screen = self.screen()
+        assert found, f"{text!r} never appeared; screen:\n{screen}"
+        return screen
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    session = Tmux()
+    try:
+        yield session
+    finally:
+        session("kill-server", check=False)
+
+
+def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "brummer",
+        "--demo",
+        "-p",
+        str(free_port()),
+        "--proxy-port",
+        str(free_port()),
+    ]
+    env = {"PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "main",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-c",
+        str(ROOT),
+        f"exec env {exports} {shlex.join(command)}",
+    )
+    tmux("set-option", "-t", "main", "remain-on-exit", "on")
+    brummer_pid = int(tmux("display-message", "-p", "-t", "main", "#{pane_pid}").strip())
+    seen_children: dict[int, psutil.Process] = {}
+
+    def note_children() -> None:
+        try:
+            for child in psutil.Process(brummer_pid).children(recursive=True):
+                seen_children.setdefault(child.pid, child)
+        except psutil.Error:
+            pass
+
+    tmux.wait_for("1 Scripts")
+    screen = tmux.wait_for("python3 server.py")
+    assert "watch" in screen
+
+    # run "build" from the Scripts view: filter, Enter closes the command line, Enter runs
+    tmux.keys("/")
+    tmux.type("bui")
+    tmux.keys("Enter", "Enter")
+    tmux.wait_for("build completed successfully")
+
+    # start the watcher with a command and see its lines stream in
+    tmux.keys(":")
+    tmux.type("run watch")
+    tmux.keys("Enter")
+    tmux.wait_for("compiled successfully")
+
+    def watcher_running() -> bool:
+        note_children()
+        return any(
+            "watch.py" in " ".join(p.cmdline()) for p in seen_children.values() if p.is_running()
+        )
+
+    assert wait_until(watcher_running, timeout=10)
+
+    # processes view shows it running
+    tmux.keys("2")
+    screen = tmux.wait_for("▶ watch")
+
+    # search in the logs
+    tmux.keys("3", "/")
+    tmux.type("rebuilding")
+    tmux.keys("Enter")
+    tmux.wait_for("search 'rebuilding'")
+
+    # stop it from the processes view (running processes are listed first)
+    tmux.keys("2")
+    tmux.wait_for("▶ watch")
+    tmux.keys("s")
+    tmux.wait_for("■ watch")
+    note_children()
+
+    # quit: brummer stops everything and exits
+    tmux.keys("q")
+    assert wait_until(
+        lambda: (
+            tmux("display-message", "-p", "-t", "main", "#{pane_dead}", check=False).strip() == "1"
+        ),
+        timeout=30,
+    ), tmux.screen()
+    assert not psutil.pid_exists(brummer_pid) or (
+        psutil.Process(brummer_pid).status() == psutil.STATUS_ZOMBIE
+    )
+    survivors = [p for p in seen_children.values() if p.is_running()]
+    assert survivors == [], [p.cmdline() for p in survivors]
