@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import psutil
 
-from brummer.logs import LogEntryInput, LogStore, SearchQuery
+from brummer.logs import LogEntryInput, LogLevel, LogStore, SearchQuery
 
 BATCH = 1000  # lines per add_lines/add_batch call, like one 64 KiB read of short lines
 PLAIN = [
@@ -157,7 +157,7 @@ def bench_search() -> None:
         ("regex 'ERROR|Warn' (upper case: IGNORECASE)", SearchQuery(text="ERROR|Warn", regex=True)),
         ("regex '\\d+ms$' (no literal: every line)", SearchQuery(text=r"\d+ms$", regex=True)),
         ("regex '\\d+ms$', limit=100", SearchQuery(text=r"\d+ms$", regex=True, limit=100)),
-        ("no text, level >= WARNING", SearchQuery(level=30)),  # type: ignore[arg-type]
+        ("no text, level >= WARNING", SearchQuery(level=LogLevel.WARNING)),
         ("get_all() snapshot", None),
     ]
     for name, query in queries:
@@ -165,6 +165,12 @@ def bench_search() -> None:
             store.get_all if query is None else (lambda q=query: store.search(q))
         )
         report(f"search 100k: {name}", best_ms(fn), "ms")
+    slow = SearchQuery(text=r"\d+ms$", regex=True)
+    report(
+        "search_page(max_scan=20k), regex '\\d+ms$', newest page",
+        best_ms(lambda: store.search_page(slow, max_scan=20_000)),
+        "ms",
+    )
 
 
 def memory_child(n: int) -> None:

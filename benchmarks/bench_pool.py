@@ -1,8 +1,11 @@
 """WorkerPool throughput against the stdlib ThreadPoolExecutor, measured in the same process.
 
 Run: ``python benchmarks/bench_pool.py`` (about 20 s). Each figure is the best of
-``ROUNDS`` runs of at least 100 ms of work.
+``ROUNDS`` runs of at least 100 ms of work; "cpu" is process CPU time per item (all threads),
+which the noise of other processes on a shared machine disturbs less than wall time.
 
+0. the floor: creating and resolving the same number of Futures on one thread, no pool at
+   all (no pool can beat it: it bounds the ratio any pool can reach on this machine);
 1. submit one trivial callable at a time from one thread, then wait for all (issue 2
    target: WorkerPool ≥ 3× ThreadPoolExecutor);
 2. the same from 4 submitting threads;
@@ -24,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from brummer.pool import Priority, WorkerPool
 
-N = 50_000
+N = 40_000
 ROUNDS = 3
 WORKERS = min(32, (os.cpu_count() or 1) * 4)
 
@@ -33,18 +36,37 @@ def _noop() -> None:
     return None
 
 
-def _one_submitter(make: Callable[[], Executor]) -> float:
+Figure = tuple[float, float]  # items per second, CPU microseconds per item
+
+
+def _figure(count: int, start: float, cpu: float) -> Figure:
+    return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1e6
+
+
+def _floor(_: Callable[[], Executor]) -> Figure:
+    start, cpu = time.perf_counter(), time.process_time()
+    futures: list[Future[None]] = []
+    for _ in range(N):
+        future: Future[None] = Future()
+        futures.append(future)
+        future.set_running_or_notify_cancel()
+        future.set_result(_noop())
+    wait(futures)
+    return _figure(N, start, cpu)
+
+
+def _one_submitter(make: Callable[[], Executor]) -> Figure:
     pool = make()
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         futures: list[Future[None]] = [pool.submit(_noop) for _ in range(N)]
         wait(futures)
-        return N / (time.perf_counter() - start)
+        return _figure(N, start, cpu)
     finally:
         pool.shutdown(wait=True)
 
 
-def _four_submitters(make: Callable[[], Executor]) -> float:
+def _four_submitters(make: Callable[[], Executor]) -> Figure:
     pool = make()
     per = N // 4
     barrier = threading.Barrier(5)
@@ -59,28 +81,30 @@ def _four_submitters(make: Callable[[], Executor]) -> float:
         t.start()
     try:
         barrier.wait()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for t in threads:
             t.join()
         for futures in done:
             wait(futures)
-        return 4 * per / (time.perf_counter() - start)
+        return _figure(4 * per, start, cpu)
     finally:
         pool.shutdown(wait=True)
 
 
-def _map(make: Callable[[], Executor]) -> float:
+def _map(make: Callable[[], Executor]) -> Figure:
     pool = make()
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in pool.map(abs, range(N)):
             pass
-        return N / (time.perf_counter() - start)
+        return _figure(N, start, cpu)
     finally:
         pool.shutdown(wait=True)
 
 
-def _best(measure: Callable[[Callable[[], Executor]], float], make: Callable[[], Executor]) -> float:
+def _best(
+    measure: Callable[[Callable[[], Executor]], Figure], make: Callable[[], Executor]
+) -> Figure:
     return max(measure(make) for _ in range(ROUNDS))
 
 
@@ -103,16 +127,19 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, cpu_count={os.cpu_count()}, workers={WORKERS}, N={N}")
     ours: Callable[[], Executor] = lambda: WorkerPool(WORKERS, queue_size=N)  # noqa: E731
     stdlib: Callable[[], Executor] = lambda: ThreadPoolExecutor(WORKERS)  # noqa: E731
+    rate, cpu = _best(_floor, stdlib)
+    print(f"{'floor: Futures only, no pool':34s} {rate:>10,.0f}/s  cpu {cpu:5.1f} us/item")
     for label, measure in (
         ("submit one at a time, then wait", _one_submitter),
         ("4 submitting threads", _four_submitters),
         ("map", _map),
     ):
-        base = _best(measure, stdlib)
-        mine = _best(measure, ours)
+        base, base_cpu = _best(measure, stdlib)
+        mine, mine_cpu = _best(measure, ours)
         print(
-            f"{label:34s} WorkerPool {mine:>10,.0f}/s  ThreadPoolExecutor {base:>10,.0f}/s"
-            f"  ratio {mine / base:5.2f}x"
+            f"{label:34s} WorkerPool {mine:>9,.0f}/s ({mine_cpu:4.1f} us)"
+            f"  ThreadPoolExecutor {base:>9,.0f}/s ({base_cpu:4.1f} us)"
+            f"  ratio {mine / base:5.2f}x  (floor/stdlib {rate / base:4.2f}x)"
         )
     print(f"priority order kept with 1 worker: {_priority_order()}")
 

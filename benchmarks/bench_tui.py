@@ -11,13 +11,16 @@ Run: python benchmarks/bench_tui.py
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
 import socket
 import statistics
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -115,6 +118,7 @@ def bench_startup(runs: int = 3) -> None:
     times = []
     for _ in range(runs):
         master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
         cmd = [sys.executable, "-m", "brummer", "--demo", "-p", str(free_port())]
         cmd += ["--proxy-port", str(free_port())]

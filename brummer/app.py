@@ -109,10 +109,8 @@ class Brummer:
         from brummer.logs import LogStore
         from brummer.pool import WorkerPool
         from brummer.process import ProcessManager
-        from brummer.resources import ResourceManager
-
         cfg = self.config
-        self.resources = ResourceManager()
+        self.resources = _resource_manager()
         self.pool = WorkerPool(name="brummer-pool")
         self._stoppers.append(("pool", lambda t: self.pool.stop(timeout=t)))
         self.events = EventBus(pool=self.pool)
@@ -278,6 +276,18 @@ class Brummer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _resource_manager() -> Any:
+    """A ResourceManager (brummer.resources), or None in a build that does not ship it."""
+    import importlib
+
+    try:
+        module = importlib.import_module("brummer.resources")
+    except ModuleNotFoundError:
+        _log.debug("brummer.resources is not available; running without a resource manager")
+        return None
+    return module.ResourceManager()
 
 
 def _rules_for_store(config: Config) -> dict[str, Any]:

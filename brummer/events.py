@@ -54,6 +54,7 @@ from brummer.pool import Priority
 __all__ = [
     "DEFAULT_WORKERS",
     "MAX_CHUNK",
+    "SHED_REPORT_INTERVAL",
     "Backpressure",
     "Event",
     "EventBus",
@@ -70,6 +71,9 @@ DEFAULT_WORKERS: Final = 4
 
 MAX_CHUNK: Final = 1024
 """Most events a dispatcher takes from one lane per lock acquisition."""
+
+SHED_REPORT_INTERVAL: Final = 5.0
+"""Seconds between two warnings that one subscription is shedding events."""
 
 _Handler = Callable[["Event"], object]
 
@@ -242,7 +246,8 @@ class EventBusMetrics:
     Attributes:
         events_published: events given to publish/publish_async and not refused with an
             error (accepted or shed).
-        events_processed: events whose delivery finished (every lane ran or discarded it).
+        events_processed: events whose delivery finished: every subscription they went to
+            has called its handler on them (events with no subscriber count at once).
         events_dropped: events shed by backpressure or published after stop (an event shed
             from one lane and delivered to another counts here, once).
         handler_errors: handler calls that raised.
@@ -284,7 +289,18 @@ _RUNNING: Final = 2
 class _Lane:
     """One subscription: its handler and its mailbox. Guarded by the bus lock."""
 
-    __slots__ = ("box", "depth", "handler", "id", "key", "nshared", "runner", "state")
+    __slots__ = (
+        "box",
+        "depth",
+        "handler",
+        "id",
+        "key",
+        "nshared",
+        "reported",
+        "runner",
+        "shed",
+        "state",
+    )
 
     def __init__(
         self, sub_id: SubscriptionID, key: EventType | str | None, handler: _Handler
@@ -297,6 +313,8 @@ class _Lane:
         self.nshared = 0  # waiting items that are _Shared
         self.state = _IDLE
         self.runner = 0  # ident of the thread delivering this lane's chunk
+        self.shed = 0  # events shed from this lane since the last warning about it
+        self.reported = -SHED_REPORT_INTERVAL  # time.monotonic() of that warning
 
 
 class _State(enum.Enum):
@@ -529,14 +547,22 @@ class EventBus:
             if not self._open:
                 raise self._stopped_error("publish")
             lanes = self._routes.get(event.type, self._route_all)
-            if len(lanes) == 1 and len(lanes[0].box) < self._queue_size:
-                spawn = self._append_locked(event, lanes[0])  # the hot path
-            else:
-                if self._policy is Backpressure.BLOCK and lanes:
-                    lanes = self._wait_for_room_locked(event, lanes)
-                spawn = self._accept_locked(event, lanes, self._policy)
-        for _ in range(spawn):
-            self._spawn()
+            if len(lanes) == 1:
+                # The hot path, written out: one lane with room, already being served.
+                lane = lanes[0]
+                box = lane.box
+                if len(box) < self._queue_size and lane.state != _IDLE:
+                    self._published += 1
+                    box.append(event)
+                    priority = event.priority
+                    lane.depth[priority] += 1
+                    self._depth[priority] += 1
+                    return
+            if self._policy is Backpressure.BLOCK and lanes:
+                lanes = self._wait_for_room_locked(event, lanes)
+            spawn = self._accept_locked(event, lanes, self._policy)
+        if spawn:
+            self._spawn(spawn)
 
     @contract(ThreadSafety.TS)
     def publish_async(self, event: Event) -> None:
@@ -556,28 +582,23 @@ class EventBus:
                 self._dropped += 1
                 return
             lanes = self._routes.get(event.type, self._route_all)
-            if len(lanes) == 1 and len(lanes[0].box) < self._queue_size:
-                spawn = self._append_locked(event, lanes[0])  # the hot path
-            else:
-                policy = self._policy
-                if policy is Backpressure.BLOCK:
-                    policy = Backpressure.DROP_NEWEST
-                spawn = self._accept_locked(event, lanes, policy)
-        for _ in range(spawn):
-            self._spawn()
-
-    def _append_locked(self, event: Event, lane: _Lane) -> int:
-        """Accept ``event`` for its only lane, which has room; return dispatchers to start."""
-        self._published += 1
-        lane.box.append(event)
-        priority = event.priority
-        lane.depth[priority] += 1
-        self._depth[priority] += 1
-        if lane.state == _IDLE:
-            lane.state = _READY
-            self._ready.append(lane)
-            return self._wake_locked()
-        return 0
+            if len(lanes) == 1:
+                # The hot path, written out: one lane with room, already being served.
+                lane = lanes[0]
+                box = lane.box
+                if len(box) < self._queue_size and lane.state != _IDLE:
+                    self._published += 1
+                    box.append(event)
+                    priority = event.priority
+                    lane.depth[priority] += 1
+                    self._depth[priority] += 1
+                    return
+            policy = self._policy
+            if policy is Backpressure.BLOCK:
+                policy = Backpressure.DROP_NEWEST
+            spawn = self._accept_locked(event, lanes, policy)
+        if spawn:
+            self._spawn(spawn)
 
     def _accept_locked(self, event: Event, lanes: tuple[_Lane, ...], policy: Backpressure) -> int:
         """Count ``event`` and put it into ``lanes``; return how many dispatchers to start."""
@@ -624,6 +645,7 @@ class EventBus:
 
     def _make_room_locked(self, lane: _Lane, priority: int, policy: Backpressure) -> bool:
         """Shed one waiting item of ``lane`` for an event of ``priority``; False: shed the new one."""
+        lane.shed += 1
         depth = lane.depth
         lowest = 2 if depth[2] else (1 if depth[1] else 0)
         box = lane.box
@@ -701,8 +723,13 @@ class EventBus:
             return 1
         return 0  # every dispatcher is busy; each one looks at _ready before it waits
 
-    def _spawn(self) -> None:
-        """Start the dispatcher reserved by _wake_locked (a pool task, else a thread)."""
+    def _spawn(self, count: int) -> None:
+        """Start ``count`` dispatchers reserved by _wake_locked."""
+        for _ in range(count):
+            self._spawn_one()
+
+    def _spawn_one(self) -> None:
+        """Start one dispatcher: a pool task if there is a pool and it takes it, else a thread."""
         if self._pool is not None:
             try:
                 self._pool.submit(self._pool_task)
@@ -784,10 +811,22 @@ class EventBus:
             lane.nshared -= nshared
         if self._space_waiters:
             self._space.notify_all()
+        shed = 0
+        if lane.shed and time.monotonic() - lane.reported >= SHED_REPORT_INTERVAL:
+            shed, lane.shed, lane.reported = lane.shed, 0, time.monotonic()
         lane.state = _RUNNING
         lane.runner = threading.get_ident()
         self._busy += 1
         self._lock.release()
+        if shed:  # logged without the lock: a logging handler may publish to this bus
+            _log.warning(
+                "subscription %s (%r) is too slow: %d event(s) shed (queue_size %d, %s)",
+                lane.id,
+                lane.handler,
+                shed,
+                self._queue_size,
+                self._policy.name,
+            )
         started = time.perf_counter()
         try:
             errors = self._call_handler(lane, chunk, nshared)

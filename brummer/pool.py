@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -66,15 +66,16 @@ class Priority(enum.IntEnum):
 
 
 @contract(ThreadSafety.TS)
-@runtime_checkable
 class Job(Protocol):
     """A unit of work with an id and an optional time limit, for :meth:`WorkerPool.submit_job`.
 
     Thread safety: TS. ``execute`` runs on a pool thread; ``id`` and ``timeout`` are read
-    once, on the submitting thread.
+    once, on the submitting thread. Structural: any object with these three members is a
+    Job (not runtime-checkable; ``submit_job`` checks for a callable ``execute``).
     """
 
     @property
+    @contract(ThreadSafety.TS)
     def id(self) -> str:
         """A name for the job, used in errors and logs.
 
@@ -83,6 +84,7 @@ class Job(Protocol):
         ...
 
     @property
+    @contract(ThreadSafety.TS)
     def timeout(self) -> float | None:
         """Seconds the job may run before its Future fails with TIMEOUT; None: no limit.
 
@@ -90,6 +92,7 @@ class Job(Protocol):
         """
         ...
 
+    @contract(ThreadSafety.TS)
     def execute(self) -> Any:
         """Do the work; the return value becomes the Future's result.
 
@@ -364,6 +367,7 @@ class WorkerPool(Executor):
         self._full_waiters = 0  # submitters waiting on _not_full
         self._threads: list[threading.Thread] = []
         self._stats: list[_WorkerStats] = []
+        self._batches: list[deque[_Item]] = []  # each worker's claimed, not started items
         self._worker_idents: set[int] = set()
         self._stopping = False
         self._cancel_queued = False
@@ -480,7 +484,7 @@ class WorkerPool(Executor):
             if self._idle > self._signalled:
                 self._signalled += 1
                 self._not_empty.notify()
-            elif self._idle == 0 and len(self._threads) < self._max_workers:
+            elif len(self._threads) < self._max_workers:  # every idle worker is already woken
                 self._spawn(
                     self._queues[item.priority]
                 )  # under the mutex, so stop() never sees an unstarted thread
@@ -547,15 +551,20 @@ class WorkerPool(Executor):
     # ------------------------------------------------------------------ working
 
     def _work(self, stats: _WorkerStats) -> None:
+        batch: deque[_Item] = deque()  # items this worker claimed; idle workers steal from it
         with self._mutex:
             self._worker_idents.add(threading.get_ident())
+            self._batches.append(batch)
         queues = self._queues
         high, medium, _ = queues
-        batch: deque[_Item] = deque()
-        limit = 1  # batch size: doubles while batches finish within BATCH_SLICE
+        limit = 1  # batch size when saturated: doubles while batches finish within BATCH_SLICE
         while True:
             with self._mutex:
                 while not self._depth:
+                    stolen = self._steal()
+                    if stolen is not None:
+                        batch.append(stolen)
+                        break
                     if self._stopping:
                         return
                     self._idle += 1
@@ -563,33 +572,46 @@ class WorkerPool(Executor):
                     self._idle -= 1
                     if self._signalled:
                         self._signalled -= 1
-                take = min(self._depth, limit)
-                self._depth -= take
-                for queue in queues:
-                    while take and queue:
-                        batch.append(queue.popleft())
-                        take -= 1
-                if self._full_waiters:
-                    self._not_full.notify(len(batch))
-                if self._depth and self._idle > self._signalled:
-                    self._signalled += 1
-                    self._not_empty.notify()  # more work than this batch: wake a helper
-                cancel = self._cancel_queued
-            if cancel:
-                self._cancel_items(batch, stats)
-                continue
+                else:
+                    # Batch only when saturated: no idle worker and no thread left to start.
+                    # Otherwise a job waiting for another queued job could wait on an item
+                    # sitting in this worker's batch while another worker sleeps.
+                    saturated = self._idle == 0 and len(self._threads) >= self._max_workers
+                    take = min(self._depth, limit) if saturated else 1
+                    self._depth -= take
+                    for queue in queues:
+                        while take and queue:
+                            batch.append(queue.popleft())
+                            take -= 1
+                    if self._full_waiters:
+                        self._not_full.notify(len(batch))
+                    if self._depth and self._idle > self._signalled:
+                        self._signalled += 1
+                        self._not_empty.notify()  # more work than this batch: wake a helper
+                if self._cancel_queued:
+                    self._cancel_items(batch, stats)
+                    continue
             started = time.monotonic()
             ran = 0
-            while batch:
-                level = batch[0].priority
+            while True:
+                try:
+                    item = batch.popleft()  # atomic: an idle worker may steal concurrently
+                except IndexError:
+                    if time.monotonic() - started <= BATCH_SLICE:
+                        limit = min(MAX_BATCH, limit * 2)
+                    else:
+                        limit = max(1, limit // 2)
+                    break
+                level = item.priority
                 if level and (high or (level == 2 and medium)):
-                    self._give_back(batch)  # a higher level is waiting: it goes first
+                    self._give_back(item, batch)  # a higher level is waiting: it goes first
                     break
-                if ran and time.monotonic() - started > BATCH_SLICE:
-                    self._give_back(batch)  # slow items: let other workers have the rest
-                    limit = ran
-                    break
-                item = batch.popleft()
+                if batch and (
+                    self._idle > self._signalled
+                    or (ran and time.monotonic() - started > BATCH_SLICE)
+                ):
+                    self._give_back(None, batch)  # let idle or other workers have the rest
+                    limit = max(1, ran)
                 ran += 1
                 if item.timeout is not None:
                     self._run_timed(item, stats)
@@ -609,19 +631,28 @@ class WorkerPool(Executor):
                     stats.running = False
                     stats.completed += 1
                     future.set_result(result)
-            else:
-                if time.monotonic() - started <= BATCH_SLICE:
-                    limit = min(MAX_BATCH, limit * 2)
-                else:
-                    limit = max(1, limit // 2)
 
-    def _give_back(self, batch: deque[_Item]) -> None:
+    def _steal(self) -> _Item | None:
+        """Take the next item another worker claimed but has not started; mutex held."""
+        for other in self._batches:
+            try:
+                return other.popleft()
+            except IndexError:
+                continue
+        return None
+
+    def _give_back(self, first: _Item | None, batch: deque[_Item]) -> None:
         with self._mutex:
-            while batch:
-                item = batch.pop()
+            rest = [first] if first is not None else []
+            while True:
+                try:
+                    rest.append(batch.popleft())
+                except IndexError:
+                    break
+            for item in reversed(rest):
                 self._queues[item.priority].appendleft(item)
-                self._depth += 1
-            if self._idle > self._signalled:
+            self._depth += len(rest)
+            if self._depth and self._idle > self._signalled:
                 self._signalled += 1
                 self._not_empty.notify()
 
@@ -695,6 +726,8 @@ class WorkerPool(Executor):
                     taken.extend(queue)
                     queue.clear()
                 self._depth = 0
+                while (stolen := self._steal()) is not None:
+                    taken.append(stolen)
             self._signalled = self._idle
             self._not_empty.notify_all()
             self._not_full.notify_all()

@@ -19,6 +19,7 @@ from brummer.logs.model import (
     LogEntryInput as LogEntryInput,
     LogLevel as LogLevel,
     LogStoreMetrics as LogStoreMetrics,
+    SearchPage as SearchPage,
     SearchQuery as SearchQuery,
     URLEntry as URLEntry,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "LogLevel",
     "LogStore",
     "LogStoreMetrics",
+    "SearchPage",
     "SearchQuery",
     "URLEntry",
     "detect_urls",

@@ -56,7 +56,8 @@ _URL = re.compile(
     r"(?:[/?#][^\s\"'<>`\x1b]*)?"
 )
 _URL_TRAILING = ".,;:!?'\"*"
-_LOCAL_HOSTS = {"0.0.0.0": "localhost", "[::]": "localhost", "[::0]": "localhost"}  # noqa: S104
+_OPENER = {")": "(", "]": "[", "}": "{"}
+_LOCAL_HOSTS = {"0.0.0.0": "localhost", "[::]": "localhost", "[::0]": "localhost"}
 _COUNTS = re.compile(
     r"(\d+)\s+(passed|passing|failed|failing|skipped|pending|todo|ignored|errors?|total)\b",
     re.IGNORECASE,
@@ -110,9 +111,8 @@ def detect_urls(text: str) -> list[str]:
 def _trim_url(url: str) -> str:
     while url:
         last = url[-1]
-        if last in _URL_TRAILING:
-            url = url[:-1]
-        elif last in ")]}" and url.count({")": "(", "]": "[", "}": "{"}[last]) < url.count(last):
+        unbalanced = last in ")]}" and url.count(_OPENER[last]) < url.count(last)
+        if last in _URL_TRAILING or unbalanced:
             url = url[:-1]
         else:
             break
@@ -227,13 +227,12 @@ def _compile_rule(section: str, raw: Mapping[str, Any], index: int) -> Detection
     except re.error as exc:
         raise _bad_rule(where, f"regex does not compile: {exc}") from exc
     triggers_raw = raw.get("triggers", [])
-    if section != "continuation":
-        if (
-            not isinstance(triggers_raw, list)
-            or not triggers_raw
-            or not all(isinstance(t, str) and t for t in triggers_raw)
-        ):
-            raise _bad_rule(where, "triggers must be a non-empty list of non-empty strings")
+    if section != "continuation" and (
+        not isinstance(triggers_raw, list)
+        or not triggers_raw
+        or not all(isinstance(t, str) and t for t in triggers_raw)
+    ):
+        raise _bad_rule(where, "triggers must be a non-empty list of non-empty strings")
     triggers = tuple(t.lower() for t in triggers_raw) if isinstance(triggers_raw, list) else ()
     level: LogLevel | None = None
     if "level" in raw:
@@ -497,11 +496,11 @@ class Detector:
         lowered = blob.lower()
         keys = lowered.split("\n")
         if len(keys) != n:  # a content held "\n" itself (or n == 0): go line by line
-            keys = [strip_ansi(c).lower() for c in contents]
-            lowered = "\n".join(k.replace("\n", " ") for k in keys)
+            keys = [strip_ansi(c).lower().replace("\n", " ") for c in contents]
+            lowered = "\n".join(keys)
         hits: dict[int, list[str]] = {}
         triggers = self._ascii_triggers if lowered.isascii() else self._by_trigger
-        for trigger in triggers:
+        for trigger in [t for t in triggers if t in lowered]:
             pos = lowered.find(trigger)
             line = 0
             last = 0
@@ -836,8 +835,8 @@ def _test_finding(
     rule: DetectionRule, match: re.Match[str], process_id: str, process_name: str, text: str
 ) -> Finding:
     counts: dict[str, int] = {}
-    for number, word in _COUNTS.findall(text):
-        word = word.lower()
+    for number, raw_word in _COUNTS.findall(text):
+        word = raw_word.lower()
         key = {
             "passing": "passed",
             "failing": "failed",

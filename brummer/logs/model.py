@@ -30,6 +30,7 @@ __all__ = [
     "LogEntryInput",
     "LogLevel",
     "LogStoreMetrics",
+    "SearchPage",
     "SearchQuery",
     "URLEntry",
 ]
@@ -229,11 +230,16 @@ def _make_entries(
     seqs: Iterable[int], contents: Iterable[str], metas: Iterable[_Meta], n: int
 ) -> list[LogEntry]:
     """Build n LogEntries without validation, with C-level loops only (the hot path)."""
+    if n < _SMALL_BATCH:
+        return list(map(_make_entry, seqs, contents, metas))
     entries: list[LogEntry] = list(map(_new, itertools.repeat(LogEntry, n)))
     _consume(map(_set_seq, entries, seqs))
     _consume(map(_set_content, entries, contents))
     _consume(map(_set_meta, entries, metas))
     return entries
+
+
+_SMALL_BATCH = 8  # below this, a Python loop beats four C-level passes
 
 
 def _consume(iterator: Iterable[object]) -> None:
@@ -294,6 +300,22 @@ class SearchQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 0
+
+
+@contract(ThreadSafety.TS)
+@attrs.frozen
+class SearchPage:
+    """One page of :meth:`LogStore.search_page`: matches among the lines scanned.
+
+    Thread safety: TS (immutable).
+
+    ``entries`` oldest first; ``next_before`` is the ``before`` of the next (older) page,
+    None when the oldest retained line was scanned; ``scanned`` how many lines were looked at.
+    """
+
+    entries: tuple[LogEntry, ...]
+    next_before: int | None
+    scanned: int
 
 
 @contract(ThreadSafety.TS)

@@ -18,6 +18,7 @@ import itertools
 import operator
 import re
 import sys
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from brummer.contracts import Cleanup, ThreadSafety, TSLock, contract
+from brummer.contracts import NON_BLOCKING, Cleanup, ThreadSafety, contract
 from brummer.errors import BrummerError, ErrorCode
 from brummer.logs.detect import Detector, Finding
 from brummer.logs.model import (
@@ -37,6 +38,7 @@ from brummer.logs.model import (
     LogEntryInput,
     LogLevel,
     LogStoreMetrics,
+    SearchPage,
     SearchQuery,
     URLEntry,
     _make_entries,
@@ -54,14 +56,19 @@ _get_content = operator.attrgetter("content")
 _get_input = operator.attrgetter("process_id", "process_name", "is_error")
 
 
+@contract(ThreadSafety.TS)
 class EventSink(Protocol):
     """What the store needs from an event bus (``brummer.events.EventBus`` fits).
 
-    Thread safety: implementations must be TS; the store calls from any thread.
+    Thread safety: TS. Implementations must be callable from any thread.
     """
 
+    @contract(ThreadSafety.TS, timeout=NON_BLOCKING)
     def publish_async(self, event: Any) -> None:
-        """Queue an event without blocking or raising."""
+        """Queue an event without blocking or raising.
+
+        Thread safety: TS.
+        """
 
 
 def _bad(message: str, hint: str, **context: Any) -> BrummerError:
@@ -124,7 +131,7 @@ class LogStore:
         self._bus = event_bus
         self._detector = detector or Detector(extra_rules, max_groups=max_errors)
         # _lock guards everything below; never held while detecting or publishing.
-        self._lock = TSLock("log store")
+        self._lock = threading.Lock()
         self._ring: deque[LogEntry] = deque()
         self._keys: deque[str] = deque()  # search key of each ring entry, same order
         self._by_process: dict[str, _ProcessIndex] = {}
@@ -196,7 +203,10 @@ class LogStore:
             BrummerError: INVALID_ARGUMENT when an input lacks a field or a field has the
                 wrong type (nothing is stored); INVALID_STATE after :meth:`close`.
         """
-        if isinstance(entries, str | bytes) or not isinstance(entries, Iterable):
+        given: object = entries  # callers without type checking pass anything
+        if not isinstance(given, list | tuple) and (
+            isinstance(given, str | bytes) or not isinstance(given, Iterable)
+        ):
             raise _bad(
                 f"entries must be a sequence of LogEntryInput, not {type(entries).__name__}",
                 "pass a list of LogEntryInput(process_id, process_name, content, is_error)",
@@ -281,11 +291,11 @@ class LogStore:
                 self._last_seq[pid] = seq + n
                 self._ring.extend(new)
                 self._keys.extend(scan.keys)
-                index = self._by_process.get(pid)
-                if index is None:
-                    self._by_process[pid] = index = _ProcessIndex()
-                index.entries.extend(new)
-                index.keys.extend(scan.keys)
+                process_index = self._by_process.get(pid)
+                if process_index is None:
+                    self._by_process[pid] = process_index = _ProcessIndex()
+                process_index.entries.extend(new)
+                process_index.keys.extend(scan.keys)
                 for _, url, context in scan.urls:
                     self._record_url(pid, name, url, context, now, findings)
                 out.extend(new)
@@ -461,6 +471,26 @@ class LogStore:
             BrummerError: INVALID_ARGUMENT for an invalid regex, ``limit < 0`` or a query
                 field of the wrong type.
         """
+        limit, matcher, checks = self._prepare(query)
+        with self._lock:
+            if query.process_id is not None:
+                index = self._by_process.get(query.process_id)
+                snap = list(index.entries) if index is not None else []
+                keys = list(index.keys) if index is not None and matcher is not None else []
+            else:
+                snap = list(self._ring)
+                keys = list(self._keys) if matcher is not None else []
+        return self._filter(snap, keys, matcher, checks, limit)
+
+    @staticmethod
+    def _prepare(
+        query: SearchQuery,
+    ) -> tuple[
+        int,
+        Callable[[list[str]], Iterable[object]] | None,
+        list[Callable[[LogEntry], bool]],
+    ]:
+        """Validate a query; return its limit, text matcher and per-entry checks."""
         if not isinstance(query, SearchQuery):
             raise _bad(
                 f"query must be a SearchQuery, not {type(query).__name__}",
@@ -482,14 +512,6 @@ class LogStore:
                     f"{label} must be a timezone-aware datetime, not {bound!r}",
                     "use datetime.now(UTC) - timedelta(...)",
                 )
-        with self._lock:
-            if query.process_id is not None:
-                index = self._by_process.get(query.process_id)
-                snap = list(index.entries) if index is not None else []
-                keys = list(index.keys) if index is not None and matcher is not None else []
-            else:
-                snap = list(self._ring)
-                keys = list(self._keys) if matcher is not None else []
         checks: list[Callable[[LogEntry], bool]] = []
         if level is not None:
             minimum = LogLevel(level)
@@ -498,16 +520,78 @@ class LogStore:
             checks.append(lambda e: e._meta[2] >= since)
         if until is not None:
             checks.append(lambda e: e._meta[2] <= until)
-        snap.reverse()  # newest first, so a limit stops early
+        return limit, matcher, checks
+
+    @staticmethod
+    def _filter(
+        snap: list[LogEntry],
+        keys: list[str],
+        matcher: Callable[[list[str]], Iterable[object]] | None,
+        checks: list[Callable[[LogEntry], bool]],
+        limit: int,
+    ) -> list[LogEntry]:
+        """Apply the matcher and checks to a snapshot (outside the lock)."""
+        if not limit:
+            found: Iterable[LogEntry] = snap
+            if matcher is not None:
+                found = itertools.compress(snap, matcher(keys))
+            for check in checks:
+                found = filter(check, found)
+            return list(found)
+        snap.reverse()  # newest first, so the limit stops the scan early
         keys.reverse()
-        found: Iterable[LogEntry] = snap
+        found = snap
         if matcher is not None:
             found = itertools.compress(snap, matcher(keys))
         for check in checks:
             found = filter(check, found)
-        result = list(itertools.islice(found, limit) if limit else found)
+        result = list(itertools.islice(found, limit))
         result.reverse()
         return result
+
+    @contract(ThreadSafety.TS, timeout=0.1)
+    def search_page(
+        self, query: SearchQuery, *, before: int | None = None, max_scan: int = 20_000
+    ) -> SearchPage:
+        """Incremental search: look at no more than ``max_scan`` lines per call, newest first.
+
+        Thread safety: TS. Like :meth:`search`, matching runs outside the lock.
+
+        Scans the lines at store-wide positions ``[before - max_scan, before)`` (``before``
+        None: from the newest line) and returns the matches among them, oldest first, with
+        ``next_before`` to pass in the next call (None when the oldest line was reached).
+        Each call costs O(max_scan) whatever the pattern, so a UI can keep every call short
+        (20,000 lines ≈ 1-15 ms) and show results as they come. ``query.limit`` caps the
+        matches of one page (newest kept).
+
+        Raises:
+            BrummerError: INVALID_ARGUMENT as for :meth:`search`, or for max_scan < 1 or a
+                negative ``before``.
+        """
+        if not isinstance(max_scan, int) or isinstance(max_scan, bool) or max_scan < 1:
+            raise _bad(f"max_scan must be an int ≥ 1, not {max_scan!r}", "pass e.g. 20000")
+        if before is not None and (not isinstance(before, int) or before < 0):
+            raise _bad(
+                f"before must be None or an int ≥ 0, not {before!r}",
+                "pass None first, then the next_before of the previous page",
+            )
+        limit, matcher, checks = self._prepare(query)
+        with self._lock:
+            total = len(self._ring)
+            base = self._added_total - total
+            end = total if before is None else max(0, min(before - base, total))
+            start = max(0, end - max_scan)
+            snap = list(itertools.islice(self._ring, start, end))
+            keys = list(itertools.islice(self._keys, start, end)) if matcher is not None else []
+        if query.process_id is not None:
+            pid = query.process_id
+            checks.insert(0, lambda e: e._meta[0] == pid)
+        found = self._filter(snap, keys, matcher, checks, limit)
+        return SearchPage(
+            entries=tuple(found),
+            next_before=base + start if start > 0 else None,
+            scanned=end - start,
+        )
 
     @contract(ThreadSafety.TS, timeout=0.1)
     def get_collapsed(self, process_id: str | None = None) -> list[CollapsedEntry]:
@@ -735,7 +819,8 @@ _LITERAL = _parser.LITERAL
 _SUBPATTERN = _parser.SUBPATTERN
 _BRANCH = _parser.BRANCH
 _MIN_LITERAL = 2
-_SEARCH_CHUNK = 8192  # keys joined per str.find pass of a prefiltered regex search
+_SEARCH_CHUNK = 8192  # keys joined per str.find pass of a search
+_DENSE_FRACTION = 8  # a chunk where more than 1/8 of the lines match is matched line by line
 
 
 def _required_literals(subpattern: Any) -> list[str] | None:
@@ -766,22 +851,33 @@ def _required_literals(subpattern: Any) -> list[str] | None:
 
 
 def _matcher(query: SearchQuery) -> Callable[[list[str]], Iterable[object]] | None:
-    """A function mapping search keys to truthy/falsy match results (C-level loops).
+    """A function mapping search keys to truthy/falsy match results.
 
-    Keys are lower-cased, so a lower-case pattern needs no IGNORECASE (much faster); a
-    regex whose every match must contain some literal is first located with ``str.find``
-    over the joined keys, and only the lines holding the literal are matched.
+    Keys are lower-cased, ANSI-stripped and never hold a newline. They are joined chunk by
+    chunk (lazily, so a ``limit`` stops early) and scanned with ``str.find``, which runs
+    at memory speed in C; only lines holding the text are looked at from Python. A chunk
+    where the text is common is matched line by line with ``map`` instead. A lower-case
+    regex needs no IGNORECASE (much faster); a regex whose every match must contain one
+    of some literals is located by those literals first and then matched on those lines.
     """
     text = query.text
     if not text:
         return None
     if not query.regex:
         needle = text.lower()
+        if "\n" in needle:
+            return lambda keys: itertools.repeat(False, len(keys))
         return lambda keys: map(operator.contains, keys, itertools.repeat(needle))
     try:
         flags = 0 if text == text.lower() else re.IGNORECASE
         search = re.compile(text, flags).search
-        literals = _required_literals(_parser.parse(text, flags))
+        parsed = _parser.parse(text, flags)
+        # re already finds a literal prefix fast; prefilter only other patterns
+        literals = (
+            None
+            if parsed.data[:1] and parsed.data[0][0] is _LITERAL
+            else _required_literals(parsed)
+        )
     except re.error as exc:
         raise _bad(
             f"search regex {text!r} does not compile: {exc}",
@@ -790,37 +886,51 @@ def _matcher(query: SearchQuery) -> Callable[[list[str]], Iterable[object]] | No
         ) from exc
     except RecursionError:  # absurdly nested pattern: no prefilter, plain matching
         literals = None
-    if not literals:
+    if not literals or any("\n" in lit for lit in literals):
         return lambda keys: map(search, keys)
-    lowered = [lit.lower() for lit in literals]
+    return _chunked([lit.lower() for lit in literals], search, lambda part: map(search, part))
 
-    def chunk_hits(keys: list[str]) -> bytearray:
-        blob = "\n".join(keys)
-        hits = bytearray(len(keys))
-        if blob.count("\n") != len(keys) - 1:  # a key holds a newline: match line by line
-            for i, key in enumerate(keys):
-                hits[i] = search(key) is not None
-            return hits
-        for literal in lowered:
+
+def _chunked(
+    literals: list[str],
+    verify: Callable[[str], object],
+    line_by_line: Callable[[list[str]], Iterable[object]],
+) -> Callable[[list[str]], Iterable[object]]:
+    dense = False  # once a chunk had many candidates, the rest goes line by line
+
+    def chunk_hits(part: list[str]) -> Iterable[object]:
+        nonlocal dense
+        if dense:
+            return line_by_line(part)
+        blob = "\n".join(part)
+        hits = bytearray(len(part))
+        seen = bytearray(len(part))
+        budget = len(part) // _DENSE_FRACTION  # more candidates: line by line is faster
+        for literal in literals:
             pos = blob.find(literal)
             line = 0
             last = 0
             while pos != -1:
                 line += blob.count("\n", last, pos)
-                if not hits[line] and search(keys[line]):
-                    hits[line] = 1
+                if not seen[line]:
+                    seen[line] = 1
+                    budget -= 1
+                    if budget < 0:
+                        dense = True
+                        return line_by_line(part)
+                    if verify(part[line]):
+                        hits[line] = 1
                 last = blob.find("\n", pos)
                 if last == -1:
                     break
                 pos = blob.find(literal, last + 1)
         return hits
 
-    def prefiltered(keys: list[str]) -> Iterable[object]:
-        # Lazily, chunk by chunk, so that a limit (newest N) stops the scan early.
+    def matcher(keys: list[str]) -> Iterable[object]:
         chunks = (
             chunk_hits(keys[start : start + _SEARCH_CHUNK])
             for start in range(0, len(keys), _SEARCH_CHUNK)
         )
         return itertools.chain.from_iterable(chunks)
 
-    return prefiltered
+    return matcher

@@ -314,8 +314,8 @@ class MCPClient:
                     handler(message)
                 except Exception:
                     _LOG.exception("MCP notification handler failed")
-        except (OSError, http.client.HTTPException, ValueError):
-            _LOG.debug("MCP notification stream ended")
+        except Exception as exc:  # closed under us by close(), or the server went away
+            _LOG.debug("MCP notification stream ended: %r", exc)
 
     @contract(ThreadSafety.TS, timeout=5.0, guarantees="idempotent")
     def close(self) -> None:

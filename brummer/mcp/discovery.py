@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +272,3 @@ def list_instances(
                 file.unlink()
     found.sort(key=lambda i: i.started_at)
     return found
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -229,7 +229,7 @@ class MCPServer:
             events = events if events is not None else container.events
             config = getattr(container, "config", None)
             if command_run_enabled is None:
-                command_run_enabled = bool(getattr(config, "mcp_command_run", False))
+                command_run_enabled = bool(getattr(config, "command_run", False))
             project_dir = project_dir or getattr(container, "work_dir", None)
         self._events = events
         self._catalog: Catalog = catalog or BrummerCatalog(
@@ -824,7 +824,7 @@ class MCPServer:
         try:
             decoded = decode(body)
         except RPCError as err:
-            return _json_error(400, None, err.code, err.message)
+            return _json_error(400, err.request_id, err.code, err.message)
         messages = decoded.messages
         first = messages[0]
         if isinstance(first, RPCRequest) and first.method == "initialize":

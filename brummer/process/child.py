@@ -290,6 +290,14 @@ class Child:
         return not self._thread.is_alive()
 
     @contract(ThreadSafety.TS)
+    def on_monitor_thread(self) -> bool:
+        """True when called from this child's own monitor thread (from a handler).
+
+        Thread safety: TS.
+        """
+        return self._thread is threading.current_thread()
+
+    @contract(ThreadSafety.TS)
     def abandon(self) -> None:
         """Stop reading pipes that outlive the child (held open by escaped processes).
 
@@ -349,7 +357,11 @@ class Child:
                 if self._exited.is_set() and not reported:
                     if not streams:
                         break  # the usual end: reported below, after the pipes are closed
-                    if time.monotonic() >= self._report_due(exit_seen_at, last_data_at):
+                    now = time.monotonic()
+                    drained = now >= self._report_due(
+                        exit_seen_at, last_data_at
+                    ) and not sel.select(0)
+                    if drained or now >= exit_seen_at + LINGER_MAX:
                         reported = True  # escaped processes hold the pipes: report, read on
                         self._report_exit()
         except Exception:

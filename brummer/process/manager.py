@@ -278,10 +278,19 @@ class ProcessManager:
             raise _invalid(
                 f"command for {name!r} is empty", "pass the command line to run, e.g. 'npm run dev'"
             )
-        if isinstance(args, str) or not all(isinstance(a, str) for a in args):
+        if (
+            isinstance(args, str)
+            or not isinstance(args, Sequence)
+            or not all(isinstance(a, str) for a in args)
+        ):
             raise _invalid(
                 "args must be a sequence of strings",
                 "pass args as a list, e.g. ['-m', 'http.server']",
+            )
+        if "\0" in command or any("\0" in a for a in args):
+            raise _invalid(
+                "command and args may not contain NUL characters",
+                "remove the \\0 from the command line",
             )
         folder = Path(self._work_dir) if cwd is None else Path(self._work_dir, cwd).resolve()
         if not folder.is_dir():
@@ -534,8 +543,9 @@ class ProcessManager:
             return
         targets = [KillTarget(child.pid or 0, reaped=child.reaped) for _, child in children]
         result = kill_trees(targets, grace)
-        for proc, _ in children:
-            proc._done.wait(_EXIT_WAIT)
+        for proc, child in children:
+            if not child.on_monitor_thread():  # a callback stopping its own process
+                proc._done.wait(_EXIT_WAIT)
         if result.survivors:
             raise BrummerError(
                 "process",

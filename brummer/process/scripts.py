@@ -157,7 +157,9 @@ def _read_json(path: Path, problems: list[str], *, jsonc: bool = False) -> Any:
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             "fix the file to see its scripts"
         )
-        return None
+    except RecursionError:
+        problems.append(f"{path}: nested too deeply to read; fix the file to see its scripts")
+    return None
 
 
 # -- package managers --------------------------------------------------------------------

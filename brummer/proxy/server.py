@@ -490,6 +490,13 @@ class ProxyServer:
         Thread safety: TS. Idempotent. Reverse mappings end with it; requests and
         telemetry stay readable.
         """
+        # Unsubscribe first and outside _state_lock: a URL_DETECTED handler running right now
+        # may be waiting for that lock, and unsubscribe may wait for the handler.
+        with self._lock:
+            subscription, self._subscription = self._subscription, None
+        if subscription is not None and self._bus is not None:
+            with contextlib.suppress(Exception):
+                self._bus.unsubscribe(subscription)
         with self._state_lock:
             with self._lock:
                 was_running = self._running
@@ -499,10 +506,6 @@ class ProxyServer:
                 self._sites = {}
                 self._process_by_origin.clear()
                 self._next_port = 0
-                subscription, self._subscription = self._subscription, None
-            if subscription is not None and self._bus is not None:
-                with contextlib.suppress(Exception):
-                    self._bus.unsubscribe(subscription)
             for site in sites:
                 site.shutdown_begin()
             self._pool.close()
@@ -596,7 +599,23 @@ class ProxyServer:
             )
         if process_id is not None and not isinstance(process_id, str):
             raise self._bad(f"process_id must be a string, not {process_id!r}", "or leave it out")
+        return self._register(url, scheme, host, port, rest, process_name, process_id)
+
+    def _register(
+        self,
+        url: str,
+        scheme: str,
+        host: str,
+        port: int,
+        rest: str,
+        process_name: str,
+        process_id: str | None,
+        *,
+        only_running: bool = False,
+    ) -> str:
         with self._state_lock:
+            if only_running and not self.is_running:
+                return ""
             with self._lock:
                 self._process_by_origin.setdefault((host, port), (process_name, process_id))
             if self._mode == "full":
@@ -632,16 +651,17 @@ class ProxyServer:
                     self._sites[origin] = site
                 if running:
                     site.serve()
-                self._tell_log_store(mapping, url)
             assert site.mapping is not None
-            return site.mapping.proxy_url + rest
+            proxy_url = site.mapping.proxy_url + rest
+        self._tell_log_store(url, proxy_url)
+        return proxy_url
 
-    def _tell_log_store(self, mapping: URLMapping, url: str) -> None:
+    def _tell_log_store(self, url: str, proxy_url: str) -> None:
         setter = getattr(self._log_store, "set_proxy_url", None)
         if setter is None:
             return
         try:
-            setter(url, mapping.proxy_url)
+            setter(url, proxy_url)
         except Exception as exc:
             _log.debug("proxy: log store did not take the proxy URL for %s: %s", url, exc)
 
@@ -739,7 +759,8 @@ class ProxyServer:
         if not isinstance(url, str) or not isinstance(name, str) or not self.is_running:
             return
         try:
-            self.register_url(url, name, process_id=event.process_id)
+            scheme, host, port, rest = self._parse_url(url)
+            self._register(url, scheme, host, port, rest, name, event.process_id, only_running=True)
         except BrummerError as exc:
             _log.debug("proxy: not fronting detected URL %r: %s", url, exc)
 
@@ -1029,14 +1050,17 @@ class ProxyServer:
             lines = browser_log_lines(event)
             if event.is_error and lines:
                 errors.append(lines[0][0])
-            if store is None:
+            if store is None or not lines:
                 continue
-            for content, is_error in lines:
-                try:
-                    store.add(pid or name, name, content, is_error)
-                except Exception:
-                    _log.exception("proxy: the log store refused a browser line")
-                    break
+            try:
+                add_lines = getattr(store, "add_lines", None)
+                if add_lines is not None:  # message and stack stored together, in order
+                    add_lines(pid or name, name, [c for c, _ in lines], lines[0][1])
+                else:
+                    for content, is_error in lines:
+                        store.add(pid or name, name, content, is_error)
+            except Exception:
+                _log.exception("proxy: the log store refused a browser line")
         bus = self._bus
         if bus is None or not types:
             return

@@ -436,7 +436,10 @@ def browser_log_lines(event: TelemetryEvent) -> list[tuple[str, bool]]:
         where = ""
         if data.get("filename"):
             where = f" ({data.get('filename')}:{data.get('lineno', 0)}:{data.get('colno', 0)})"
-        lines.append((f"[browser] Uncaught {message or 'error'}{where}", True))
+        text = message or "error"
+        if not text.startswith("Uncaught"):
+            text = f"Uncaught {text}"
+        lines.append((f"[browser] {text}{where}", True))
     elif event.type == "unhandled_rejection":
         lines.append((f"[browser] Unhandled promise rejection: {message}", True))
     elif event.type == "network_error":
@@ -459,7 +462,7 @@ def browser_log_lines(event: TelemetryEvent) -> list[tuple[str, bool]]:
     stack = data.get("stack")
     if isinstance(stack, str) and stack:
         frames = [line for line in stack.splitlines() if line.strip()]
-        if frames and message and message in frames[0]:
+        if frames and message and (message in frames[0] or frames[0].strip() in message):
             frames = frames[1:]
         lines.extend((f"    {frame.strip()}", lines[0][1]) for frame in frames[:MAX_STACK_LINES])
     return lines

@@ -3,6 +3,18 @@
 ``brummer.testing`` is for code that *uses* brummer components (mocks) and for anyone who
 writes another implementation of a brummer interface (the conformance suites judge it by
 the same contract checks as ours). The suites need ``hypothesis`` (the ``test`` extra).
+
+Judge an implementation by the same checks as brummer's own::
+
+    from brummer.events import EventBus
+    from brummer.testing import MockEventBus, check_event_bus, check_log_store
+
+    check_event_bus(EventBus)          # raises AssertionError naming the broken guarantee
+    check_event_bus(MockEventBus)      # the mock honours the same contract
+    check_log_store(MyLogStore)        # any class taking max_entries=...
+
+``python -m brummer.testing --check-contracts`` lists public callables without an agreeing
+``@contract`` mark and ``Thread safety:`` docstring line.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from brummer.testing.conformance import (
     check_locks as check_locks,
     check_log_store as check_log_store,
     check_process_manager as check_process_manager,
+    check_resource_manager as check_resource_manager,
     check_worker_pool as check_worker_pool,
 )
 from brummer.testing.contract_check import (
@@ -63,6 +76,7 @@ __all__ = [
     "check_locks",
     "check_log_store",
     "check_process_manager",
+    "check_resource_manager",
     "check_worker_pool",
     "format_history",
 ]

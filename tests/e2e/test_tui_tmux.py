@@ -32,6 +32,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cmdline(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline()) if proc.is_running() else ""
+    except psutil.Error:
+        return ""
+
+
+def alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 class Tmux:
     def __init__(self) -> None:
         assert shutil.which("tmux"), "tmux is needed: apt-get install -y tmux"
@@ -110,7 +124,7 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
             pass
 
     tmux.wait_for("1 Scripts")
-    screen = tmux.wait_for("python3 server.py")
+    screen = tmux.wait_for("run dev")
     assert "watch" in screen
 
     # run "build" from the Scripts view: filter, Enter closes the command line, Enter runs
@@ -127,9 +141,7 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
 
     def watcher_running() -> bool:
         note_children()
-        return any(
-            "watch.py" in " ".join(p.cmdline()) for p in seen_children.values() if p.is_running()
-        )
+        return any("watch.py" in cmdline(p) for p in seen_children.values())
 
     assert wait_until(watcher_running, timeout=10)
 
@@ -161,5 +173,5 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
     assert not psutil.pid_exists(brummer_pid) or (
         psutil.Process(brummer_pid).status() == psutil.STATUS_ZOMBIE
     )
-    survivors = [p for p in seen_children.values() if p.is_running()]
-    assert survivors == [], [p.cmdline() for p in survivors]
+    survivors = [p for p in seen_children.values() if alive(p)]
+    assert survivors == [], [cmdline(p) for p in survivors]

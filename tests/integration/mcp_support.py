@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import json
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -129,18 +131,14 @@ class SSEReader:
                 elif not line and data:
                     self.messages.append(json.loads(b"\n".join(data)))
                     data = []
-        except (OSError, ValueError, http.client.HTTPException):
+        except Exception:  # the stream was closed under the reader: that ends it
             return
 
     def close(self) -> None:
         sock = self.conn.sock
         if sock is not None:
-            import socket
-
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.conn.close()
         if self._thread.is_alive():
             self._thread.join(5)

@@ -20,6 +20,7 @@ from brummer.app import Brummer
 from brummer.cli import demo_dir
 from brummer.config import Config
 from brummer.errors import BrummerError, ErrorCode
+from brummer.tui.app import BrummerTUI
 from tests.helpers import wait_until
 
 QUIET = Config(no_mcp=True, no_proxy=True)
@@ -38,7 +39,8 @@ def project(tmp_path: Path) -> Path:
         """{"name": "p", "scripts": {
             "hello": "python3 -c \\"print('hello from script')\\"",
             "fail": "python3 -c \\"import sys; print('about to fail'); sys.exit(3)\\"",
-            "stubborn": "python3 stubborn.py"
+            "stubborn": "python3 stubborn.py",
+            "sleeper": "python3 -c \\"import time; print('sleeping', flush=True); time.sleep(60)\\""
         }}"""
     )
     (tmp_path / "stubborn.py").write_text(
@@ -180,7 +182,13 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 def _runs_stubborn(pid: int) -> bool:
-    return any("stubborn" in " ".join(p.cmdline()) for p in _descendants(pid) if p.is_running())
+    for proc in _descendants(pid):
+        try:
+            if "stubborn" in " ".join(proc.cmdline()):
+                return True
+        except psutil.Error:
+            continue
+    return False
 
 
 def test_headless_sigterm_stops_every_child_tree(project: Path) -> None:
@@ -212,3 +220,27 @@ def test_second_ctrl_c_kills_at_once(project: Path) -> None:
         if cli.poll() is None:
             os.killpg(cli.pid, signal.SIGKILL)
             cli.communicate()
+
+
+def test_the_interface_over_the_real_container(project: Path) -> None:
+    """Run a script from the command line, see its lines, stop it from Processes, all real."""
+    with Brummer(project, QUIET) as app:
+        tui = BrummerTUI(app, inline_background=True)
+        size = (100, 24)
+
+        def screen() -> str:
+            tui.refresh()
+            return "\n".join(row.decode() for row in tui.top.render(size, focus=True).text)
+
+        assert "sleeper" in screen()
+        tui.execute("run sleeper")
+        assert wait_until(lambda: "sleeping" in screen(), timeout=15)
+        tui.keypress(size, "2")
+        assert wait_until(lambda: "▶ sleeper" in screen(), timeout=5)
+        (proc,) = [p for p in app.processes.get_all_processes() if p.name == "sleeper"]
+        tui.keypress(size, "s")
+        assert not proc.is_running()
+        assert wait_until(lambda: "■ sleeper" in screen(), timeout=5)
+        tui.execute("run fail")
+        assert wait_until(lambda: "✗ fail" in screen(), timeout=15)
+        assert "exit 3" in screen()

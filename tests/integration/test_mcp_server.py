@@ -386,9 +386,7 @@ def test_errors_list_and_urls_list_come_from_the_log_store(stack: Stack) -> None
     for line in TRACEBACK:
         stack.logs.add("p1", "api", line, is_error=True)
     stack.logs.add("p1", "api", "Local: http://localhost:5173/")
-    assert wait_until(
-        lambda: raw.call("errors_list")["structuredContent"]["errors"], timeout=5.0
-    )
+    assert wait_until(lambda: raw.call("errors_list")["structuredContent"]["errors"], timeout=5.0)
     (group,) = raw.call("errors_list")["structuredContent"]["errors"]
     assert group["kind"] == "ValueError"
     assert any("main()" in line for line in group["lines"])
@@ -483,7 +481,7 @@ def test_prompts_list_and_get(stack: Stack) -> None:
         stack.logs.add("p1", "api", line, is_error=True)
     names = {p["name"] for p in raw.rpc("prompts/list").json["result"]["prompts"]}
     assert names == {"debug_error", "script_configuration"}
-    assert wait_until(lambda: stack.logs.get_error_groups())
+    assert wait_until(stack.logs.get_error_groups)
     got = raw.rpc(
         "prompts/get", {"name": "debug_error", "arguments": {"error_message": "boom"}}
     ).json["result"]

@@ -1003,3 +1003,31 @@ def test_a_cancelled_context_starts_nothing(manager: ProcessManager) -> None:
     assert manager.get_all_processes() == []
     live = Context.background()
     assert manager.start_command("ok", "true", ctx=live).wait(10) is ProcessStatus.SUCCESS
+
+
+def test_nul_in_command_is_invalid_argument(manager: ProcessManager) -> None:
+    for call in (
+        lambda: manager.start_command("nul", "echo a\0b"),
+        lambda: manager.start_command("nul", "echo", ["a\0b"]),
+        lambda: manager.start_command("nul", "echo", 5),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(BrummerError) as info:
+            call()
+        assert info.value.code is ErrorCode.INVALID_ARGUMENT
+
+
+def test_a_callback_may_stop_its_own_process(manager: ProcessManager) -> None:
+    stopped = threading.Event()
+
+    def cb(pid: str, line: str, is_error: bool) -> None:
+        if line == "stop me" and not stopped.is_set():
+            stopped.set()
+            manager.stop_process(pid)
+
+    manager.register_log_callback(cb)
+    proc = manager.start_command(
+        "self-stop", PY, py("import time; print('stop me', flush=True); time.sleep(60)")
+    )
+    began = time.monotonic()
+    assert proc.wait(10) is ProcessStatus.STOPPED
+    assert time.monotonic() - began < 5

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import http.client
 import json
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
 import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 from brummer.errors import BrummerError, ErrorCode
 from brummer.events import Event, EventBus, EventType
+from brummer.logs import LogStore
 from brummer.proxy import ProxyServer
 from tests.helpers import open_fd_count, wait_until
 from tests.integration.proxy_upstream import (
@@ -77,7 +85,11 @@ def connect(url: str, timeout: float = 5.0) -> http.client.HTTPConnection:
 
 
 def get(
-    url: str, path: str, headers: dict[str, str] | None = None, method: str = "GET", body: Any = None
+    url: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    body: Any = None,
 ) -> tuple[int, dict[str, str], bytes]:
     conn = connect(url)
     try:
@@ -163,7 +175,8 @@ def test_csp_is_relaxed_only_for_the_monitor(upstream: Upstream, proxy: ProxySer
     base = proxy.register_url(upstream.url, "web")
     _, headers, body = get(base, "/csp", PAGE_HEADERS)
     policy = headers["content-security-policy"]
-    assert "'strict-dynamic'" in policy and "'nonce-abc'" in policy
+    assert "'strict-dynamic'" in policy
+    assert "'nonce-abc'" in policy
     nonce = policy.split("'nonce-")[2].split("'")[0]
     assert f'nonce="{nonce}"'.encode() in body
     assert "default-src 'self'" in policy
@@ -182,10 +195,12 @@ def test_request_headers_body_and_query_are_forwarded(
     )
     doc = json.loads(body)
     assert status == 200
-    assert doc["body"] == "payload" and doc["args"] == {"x": "1"}
+    assert doc["body"] == "payload"
+    assert doc["args"] == {"x": "1"}
     sent = doc["headers"]
     assert sent["X-Custom"] == "yes"
-    assert "X-Drop" not in sent and "Keep-Alive" not in sent
+    assert "X-Drop" not in sent
+    assert "Keep-Alive" not in sent
     assert sent["Host"] == f"127.0.0.1:{upstream.port}"
     assert sent["X-Forwarded-For"] == "127.0.0.1"
     assert sent["X-Forwarded-Proto"] == "http"
@@ -270,7 +285,9 @@ def test_unreachable_upstream_is_a_502_naming_the_process(proxy: ProxyServer) ->
     assert headers["content-type"].startswith("text/html")
     assert b"frontend is not running" in body
     (req,) = proxy.get_requests()
-    assert req.status == 502 and req.error and req.is_error
+    assert req.status == 502
+    assert req.error
+    assert req.is_error
     assert proxy.metrics().failed_requests == 1
 
 
@@ -423,7 +440,9 @@ def test_websocket_is_tunnelled_byte_for_byte(upstream: Upstream, proxy: ProxySe
     assert upstream.ws_closed.wait(5)
     assert wait_until(lambda: any(r.status == 101 for r in proxy.get_requests()))
     (ws,) = [r for r in proxy.get_requests() if r.status == 101]
-    assert ws.url.startswith("ws://") and ws.request_size > 70_000 and ws.response_size > 70_000
+    assert ws.url.startswith("ws://")
+    assert ws.request_size > 70_000
+    assert ws.response_size > 70_000
 
 
 def test_websocket_peer_closing_one_side_ends_the_tunnel(
@@ -489,7 +508,8 @@ def test_browser_errors_reach_telemetry_log_store_and_bus(upstream: Upstream) ->
         body = json.dumps({"sessionId": "s1", "url": base + "/", "events": events}).encode()
         assert post_telemetry(base, body) == 204
         (session,) = proxy.telemetry.get_sessions_for_process("web")
-        assert session.id == "s1" and session.error_count == 1
+        assert session.id == "s1"
+        assert session.error_count == 1
         assert [e.type for e in session.events] == ["page_load", "javascript_error"]
         assert logs.lines[0] == (
             "p-1",
@@ -499,7 +519,8 @@ def test_browser_errors_reach_telemetry_log_store_and_bus(upstream: Upstream) ->
         )
         assert logs.lines[1][2] == "    at f (http://x/app.js:3:9)"
         telemetry = [e for e in bus.events if e.type == EventType.TELEMETRY]
-        assert len(telemetry) == 1 and telemetry[0].process_id == "p-1"
+        assert len(telemetry) == 1
+        assert telemetry[0].process_id == "p-1"
         assert telemetry[0].data["errors"] == [logs.lines[0][2]]
         assert not upstream.requests  # telemetry never reaches the upstream
     finally:
@@ -531,7 +552,8 @@ def test_bad_telemetry_posts_are_refused_and_not_stored(
 def test_control_paths_are_served_by_the_proxy(upstream: Upstream, proxy: ProxyServer) -> None:
     base = proxy.register_url(upstream.url, "web")
     status, headers, body = get(base, "/__brummer__/monitor.js")
-    assert status == 200 and headers["content-type"].startswith("application/javascript")
+    assert status == 200
+    assert headers["content-type"].startswith("application/javascript")
     assert b"__brummerMonitor" in body
     assert get(base, "/__brummer__/nothing")[0] == 404
     assert get(base, "/__brummer__/telemetry")[0] == 405
@@ -563,9 +585,7 @@ def test_register_url_maps_each_origin_to_one_port(upstream: Upstream, proxy: Pr
     "url",
     ["ftp://example.com/", "", "localhost:3000", "http://", "http://host:99999/", 42, None],
 )
-def test_register_url_refuses_bad_urls(
-    upstream: Upstream, proxy: ProxyServer, url: Any
-) -> None:
+def test_register_url_refuses_bad_urls(upstream: Upstream, proxy: ProxyServer, url: Any) -> None:
     with pytest.raises(BrummerError) as info:
         proxy.register_url(url, "web")
     assert info.value.code is ErrorCode.INVALID_ARGUMENT
@@ -630,7 +650,8 @@ def test_start_is_idempotent_and_stop_releases_everything(upstream: Upstream) ->
     proxy.start()
     proxy.start()
     port = proxy.port
-    assert proxy.is_running and port != 0
+    assert proxy.is_running
+    assert port != 0
     url = proxy.register_url(upstream.url, "web")
     idle = connect(url)
     idle.request("GET", "/json")
@@ -665,7 +686,8 @@ def test_requests_history_is_a_bounded_ring(upstream: Upstream) -> None:
         assert wait_until(lambda: proxy.metrics().total_requests == 8)
         assert [r.url.rsplit("=", 1)[1] for r in proxy.get_requests()] == list("34567")
         proxy.clear_requests()
-        assert proxy.get_requests() == [] and proxy.metrics().total_requests == 0
+        assert proxy.get_requests() == []
+        assert proxy.metrics().total_requests == 0
     finally:
         proxy.stop()
 
@@ -692,7 +714,8 @@ def test_concurrent_clients_are_all_recorded(upstream: Upstream, proxy: ProxySer
     assert failures == []
     assert wait_until(lambda: proxy.metrics().total_requests == 80)
     metrics = proxy.metrics()
-    assert metrics.successful_requests == 80 and metrics.failed_requests == 0
+    assert metrics.successful_requests == 80
+    assert metrics.failed_requests == 0
     ids = [r.id for r in proxy.get_requests()]
     assert len(set(ids)) == 80
 
@@ -717,7 +740,8 @@ def test_proxy_request_events_and_url_detected_with_the_real_bus(upstream: Upstr
         assert get(mapping.proxy_url, "/json")[0] == 200
         assert wait_until(lambda: len(seen) == 1)
         assert seen[0].process_id == "proc-9"
-        assert seen[0].data["status"] == 200 and seen[0].data["process_name"] == "vite"
+        assert seen[0].data["status"] == 200
+        assert seen[0].data["process_name"] == "vite"
         bus.publish(Event(EventType.URL_DETECTED, {"url": "ftp://x", "process_name": "vite"}))
     finally:
         proxy.stop()
@@ -747,7 +771,8 @@ class TestFullMode:
         assert b"__brummerMonitor" in script
         assert wait_until(lambda: len(full.get_requests()) == 1)
         (req,) = full.get_requests()
-        assert req.process_name == "web" and req.url == upstream.url + "/html"
+        assert req.process_name == "web"
+        assert req.url == upstream.url + "/html"
 
     def test_connect_is_tunnelled_and_recorded(self, upstream: Upstream, full: ProxyServer) -> None:
         with socket.create_connection(("127.0.0.1", full.port), timeout=5) as sock:
@@ -757,17 +782,20 @@ class TestFullMode:
             answer = b""
             while chunk := sock.recv(65536):
                 answer += chunk
-        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"ok": true}')
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert answer.endswith(b'{"ok": true}')
         assert wait_until(lambda: any(r.method == "CONNECT" for r in full.get_requests()))
         (tunnel,) = [r for r in full.get_requests() if r.method == "CONNECT"]
         assert tunnel.url == f"127.0.0.1:{upstream.port}"
-        assert tunnel.request_size > 0 and tunnel.response_size == len(answer)
+        assert tunnel.request_size > 0
+        assert tunnel.response_size == len(answer)
 
     def test_bad_connect_and_pac(self, full: ProxyServer) -> None:
         answer = raw_exchange(full.port, b"CONNECT nowhere HTTP/1.1\r\nConnection: close\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 400")
         status, headers, body = get(f"http://127.0.0.1:{full.port}", "/proxy.pac")
-        assert status == 200 and headers["content-type"] == "application/x-ns-proxy-autoconfig"
+        assert status == 200
+        assert headers["content-type"] == "application/x-ns-proxy-autoconfig"
         assert f"PROXY 127.0.0.1:{full.port}".encode() in body
 
 
@@ -784,3 +812,99 @@ def test_constructor_refuses_bad_arguments() -> None:
         with pytest.raises(BrummerError) as info:
             ProxyServer(**kwargs)
         assert info.value.code is ErrorCode.INVALID_ARGUMENT
+
+
+ERROR_PAGE = (
+    "<!doctype html><html><head><title>broken</title></head><body><p>page</p>"
+    "<script>console.error('bad thing happened');"
+    "throw new TypeError('boom from the page');</script></body></html>"
+)
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.mark.e2e
+def test_headless_chromium_error_reaches_telemetry_and_log_store(tmp_path: Any) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("CHROMIUM IS NOT INSTALLED: the browser end-to-end test did not run")
+
+    @Request.application  # type: ignore[arg-type]
+    def page(request: Request) -> Response:
+        return Response(ERROR_PAGE, content_type="text/html; charset=utf-8")
+
+    upstream = make_server("127.0.0.1", 0, page, threaded=True)
+    thread = threading.Thread(target=upstream.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    bus = EventBus(workers=1)
+    store = LogStore(event_bus=bus)
+    telemetry_events: list[Event] = []
+    bus.subscribe(EventType.TELEMETRY, telemetry_events.append)
+    proxy = ProxyServer(port=0, event_bus=bus, log_store=store)
+    proxy.start()
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        url = proxy.register_url(
+            f"http://127.0.0.1:{upstream.server_port}/", "web", process_id="w1"
+        )
+        proc = subprocess.Popen(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-breakpad",
+                "--disable-crash-reporter",
+                f"--user-data-dir={tmp_path}",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+        def errors_arrived() -> bool:
+            sessions = proxy.telemetry.get_sessions_for_process("web")
+            return bool(sessions) and sessions[0].error_count >= 2
+
+        if not wait_until(errors_arrived, timeout=45):
+            if proc.poll() is not None:
+                pytest.skip(f"CHROMIUM CANNOT RUN HERE (exit code {proc.returncode})")
+            pytest.fail("the browser's error never reached the telemetry store")
+        (session,) = proxy.telemetry.get_sessions_for_process("web")
+        kinds = {e.type for e in session.events}
+        assert {"javascript_error", "console"} <= kinds
+        err = next(e for e in session.events if e.type == "javascript_error")
+        assert "boom from the page" in err.data["message"]
+        assert wait_until(
+            lambda: any("boom from the page" in e.content for e in store.get_errors())
+        )
+        line = next(e for e in store.get_errors() if "boom from the page" in e.content)
+        assert (line.process_id, line.process_name, line.is_error) == ("w1", "web", True)
+        assert line.content.startswith("[browser] Uncaught TypeError: boom from the page")
+        assert wait_until(lambda: len(telemetry_events) >= 1)
+        assert telemetry_events[0].process_id == "w1"
+    finally:
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            for child in psutil.Process().children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+        proxy.stop()
+        bus.stop()
+        store.close()
+        upstream.shutdown()
+        upstream.server_close()
+        thread.join(5)

@@ -624,7 +624,8 @@ def test_stop_wakes_blocked_publishers_with_invalid_state() -> None:
     assert _names(gate.seen) == ["first", 1]
 
 
-def test_a_slow_subscription_sheds_its_own_events_only() -> None:
+def test_a_slow_subscription_sheds_its_own_events_only(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="brummer.events")
     bus = EventBus(queue_size=5, backpressure=Backpressure.DROP_OLDEST)
     gate = Gate(hold_first_only=True)
     fast: list[Event] = []
@@ -641,6 +642,9 @@ def test_a_slow_subscription_sheds_its_own_events_only() -> None:
     assert _names(gate.seen) == [0, 45, 46, 47, 48, 49]
     m = bus.metrics()
     assert (m.events_published, m.events_processed, m.events_dropped) == (50, 6, 44)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # once per episode, not once per shed event
+    assert "44 event(s) shed" in warnings[0]
 
 
 # --------------------------------------------------------------------------- stop
@@ -976,3 +980,46 @@ def test_block_publish_from_a_handler_into_another_full_lane_delivers_it() -> No
     assert forwarded.wait(WAIT)
     bus.stop()
     assert received == [0, 1, 100]
+
+
+def _shed_model(priorities: list[int], size: int, policy: Backpressure) -> list[int]:
+    """What one full lane keeps, by the rules of Backpressure (a sequential reference)."""
+    box: list[tuple[int, int]] = []
+    for i, p in enumerate(priorities):
+        if len(box) >= size:
+            lowest = max(q for _, q in box)
+            if policy is Backpressure.DROP_OLDEST:
+                if p > lowest:
+                    continue
+                box.pop(next(k for k, (_, q) in enumerate(box) if q == lowest))
+            else:
+                if p >= lowest:
+                    continue
+                box.pop(max(k for k, (_, q) in enumerate(box) if q == lowest))
+        box.append((i, p))
+    return [i for i, _ in box]
+
+
+@pytest.mark.parametrize("policy", [Backpressure.DROP_OLDEST, Backpressure.DROP_NEWEST])
+def test_big_backlogs_shed_like_the_model_and_drain_in_chunks(policy: Backpressure) -> None:
+    bus, gate = _held_bus(policy, queue_size=1500)
+    other: list[int] = []
+    bus.subscribe(EventType.ERROR_DETECTED, lambda e: other.append(e.data["i"]))  # fan-out
+    types = (EventType.LOG_LINE, EventType.URL_DETECTED, EventType.ERROR_DETECTED)
+    sent = [Event(types[i % 3], {"i": i}) for i in range(2500)]
+    for event in sent:
+        bus.publish(event)
+    m = bus.metrics()
+    assert adds_up(m)
+    assert m.events_dropped == 1000
+    gate.release.set()
+    snapshots = []
+    while not wait_until(lambda: sum(bus.metrics().queue_depth) == 0, timeout=0.001):
+        snapshots.append(bus.metrics())
+    bus.stop()
+    assert all(adds_up(s) and min(s.queue_depth) >= 0 for s in snapshots)
+    expected = _shed_model([int(e.priority) for e in sent], 1500, policy)
+    assert [e.data["i"] for e in gate.seen[1:]] == expected
+    assert other == list(range(2, 2500, 3))  # the other lane lost nothing
+    m = bus.metrics()
+    assert (m.events_published, m.events_dropped, m.queue_depth) == (2501, 1000, (0, 0, 0))

@@ -211,7 +211,8 @@ def test_clear_and_clear_for_process() -> None:
     assert store.search(SearchQuery(text="error")) == store.get_errors()
     store.clear()
     assert store.get_all() == store.get_errors() == []
-    assert store.get_urls() == [] and store.get_error_groups() == []
+    assert store.get_urls() == []
+    assert store.get_error_groups() == []
     store.clear_for_process("unknown")
 
 
@@ -314,7 +315,7 @@ def test_search_invalid_regex_and_negative_limit_are_invalid_argument(filled: Lo
     )
     assert codes(filled.search, SearchQuery(limit=-1)) == ErrorCode.INVALID_ARGUMENT
     assert codes(filled.search, "text") == ErrorCode.INVALID_ARGUMENT  # type: ignore[arg-type]
-    naive = datetime(2020, 1, 1)  # noqa: DTZ001 - the bad input under test
+    naive = datetime(2020, 1, 1)  # the bad input under test: no tzinfo
     assert codes(filled.search, SearchQuery(since=naive)) == ErrorCode.INVALID_ARGUMENT
     assert len(filled.get_all()) == 7  # still usable, nothing lost
 
@@ -457,3 +458,37 @@ def test_concurrent_adders_searchers_and_clearers_keep_invariants() -> None:
         by_process = store.get_by_process(pid)
         assert by_process == [e for e in final if e.process_id == pid]
         assert store.add(pid, pid, "final").seq == 150 + 150 * 5 + 1  # no seq skipped
+
+
+def test_search_page_walks_back_in_bounded_steps() -> None:
+    store = LogStore(max_entries=100)
+    store.add_lines("p", "n", [f"line {i}{' hit' if i % 10 == 0 else ''}" for i in range(150)])
+    query = SearchQuery(text="HIT")
+    pages = []
+    before = None
+    while True:
+        page = store.search_page(query, before=before, max_scan=30)
+        assert page.scanned <= 30
+        pages.append(page)
+        if page.next_before is None:
+            break
+        before = page.next_before
+    found = [e.content for page in reversed(pages) for e in page.entries]
+    assert found == [e.content for e in store.search(query)]
+    assert found == [f"line {i} hit" for i in range(50, 150, 10)]
+    assert sum(p.scanned for p in pages) == 100
+    one = store.search_page(SearchQuery(text=r"\d+0 hit$", regex=True, process_id="p", limit=2))
+    assert [e.content for e in one.entries] == ["line 130 hit", "line 140 hit"]
+    assert store.search_page(SearchQuery(process_id="other")).entries == ()
+    assert codes(store.search_page, query, max_scan=0) == ErrorCode.INVALID_ARGUMENT
+    assert codes(store.search_page, query, before=-1) == ErrorCode.INVALID_ARGUMENT
+
+
+def test_search_treats_a_newline_inside_a_line_as_a_space() -> None:
+    store = LogStore()
+    store.add_lines("p", "n", ["first\nsecond", "other"])
+    assert contents(store.search(SearchQuery(text="first second"))) == ["first\nsecond"]
+    assert contents(store.search(SearchQuery(text="(first|zzz) sec", regex=True))) == [
+        "first\nsecond"
+    ]
+    assert store.search(SearchQuery(text="first\nsecond")) == []

@@ -100,6 +100,19 @@ class StoreMachine(RuleBasedStateMachine):
         want = [m for m in self.model if rx.search(plain(m[1]))]
         assert [(e.process_id, e.content, e.seq) for e in got] == want
 
+    @rule(text=words, step=st.integers(1, 7))
+    def search_in_pages(self, text: str, step: int) -> None:
+        query = SearchQuery(text=text)
+        got: list[tuple[str, str, int]] = []
+        before = None
+        while True:
+            page = self.store.search_page(query, before=before, max_scan=step)
+            got[:0] = [(e.process_id, e.content, e.seq) for e in page.entries]
+            if page.next_before is None:
+                break
+            before = page.next_before
+        assert got == [m for m in self.model if text.lower() in plain(m[1])]
+
     @precondition(lambda self: self.model)
     @rule(data=st.data())
     def get_since_process(self, data: st.DataObject) -> None:

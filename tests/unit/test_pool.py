@@ -141,9 +141,10 @@ def test_higher_priority_overtakes_a_batch_already_taken() -> None:
                 pool.submit_with_priority(Priority.HIGH, order.append, "HIGH")
             order.append(f"L{i}")
 
-        for i in range(50):
-            pool.submit_with_priority(Priority.LOW, low, i)
+        lows = [pool.submit_with_priority(Priority.LOW, low, i) for i in range(50)]
         gate.set()
+        wait(lows, timeout=10)
+        assert wait_until(lambda: len(order) == 51)
     finally:
         pool.stop(timeout=10)
     assert order[:2] == ["L0", "HIGH"]
@@ -331,6 +332,25 @@ def test_threads_are_lazy_and_never_exceed_max_workers() -> None:
         pool.stop(timeout=10)
 
 
+def test_a_job_waiting_for_a_later_job_is_not_stuck_behind_a_claimed_batch() -> None:
+    """Items a busy worker claimed but has not started are stolen by a worker that is free."""
+    pool = WorkerPool(2, queue_size=1000)
+    try:
+        for _ in range(3):  # warm up: saturated workers grow their batch size
+            wait([pool.submit(int) for _ in range(300)])
+        gate1, _, _ = _blocked(pool)
+        gate2, _, _ = _blocked(pool)
+        b_ran = threading.Event()
+        a = pool.submit(b_ran.wait, 10)
+        b = pool.submit(b_ran.set)
+        gate1.set()  # one worker claims A (and maybe B) and blocks in A
+        gate2.set()  # the other must find B, in the queue or in the first worker's batch
+        assert a.result(10) is True
+        assert b.done()
+    finally:
+        pool.stop(timeout=10)
+
+
 def test_active_workers_counts_running_items(pool: WorkerPool) -> None:
     gate, _, _ = _blocked(pool)
     assert pool.metrics().active_workers == 1
@@ -374,7 +394,8 @@ def test_submit_job_timeout_overrides_and_fast_jobs_do_not_time_out() -> None:
     metrics = pool.metrics()
     assert metrics.timed_out == 1
     assert metrics.failed == 1
-    assert isinstance(_EventJob("x"), Job)
+    job: Job = _EventJob("typed")  # _EventJob satisfies the protocol for mypy
+    assert job.id == "typed"
 
 
 def test_map_and_context_manager() -> None:
@@ -474,4 +495,4 @@ def test_concurrent_submitters_every_item_runs_exactly_once(
     assert metrics.submitted == metrics.completed == len(expected)
     assert metrics.queue_depth == (0, 0, 0)
     assert metrics.threads == 0
-    assert 1 <= len({t for t in pool._threads}) <= workers
+    assert 1 <= len(set(pool._threads)) <= workers

@@ -120,15 +120,15 @@ def test_search_next_and_previous_match(app: FakeApp) -> None:
     tui = make(app, initial=("dev",))
     view = logs_view(tui)
     command(tui, "needle", prefix="/")
-    assert view.walker.focus == 120
+    assert view.pane.cursor == 120
     assert "»" in screen(tui)
     press(tui, "N")
-    assert view.walker.focus == 20
+    assert view.pane.cursor == 20
     press(tui, "N")
-    assert view.walker.focus == 20
+    assert view.pane.cursor == 20
     assert "no more matches" in screen(tui)
     press(tui, "n")
-    assert view.walker.focus == 120
+    assert view.pane.cursor == 120
 
 
 def test_show_hide_and_invalid_regex(app: FakeApp) -> None:
@@ -173,7 +173,7 @@ def test_repeated_lines_collapse_with_a_count(app: FakeApp) -> None:
     assert "(x5)" in text
 
 
-def test_only_visible_rows_become_widgets_with_100k_lines(app: FakeApp) -> None:
+def test_scrolling_100k_lines_is_cheap(app: FakeApp) -> None:
     app.config = app.config.with_overrides("test", log_max_entries=100_000)
     for i in range(100_000):
         app.logs.add("p-1", "flood", f"line {i}")
@@ -185,8 +185,9 @@ def test_only_visible_rows_become_widgets_with_100k_lines(app: FakeApp) -> None:
     press(tui, "home")
     assert "line 0 " in screen(tui) + " "
     press(tui, *["page down"] * 20)
+    assert view.pane.cursor == 300
+    assert "line 300" in screen(tui)
     elapsed = time.perf_counter() - start
-    assert len(view.walker._cache) <= 512  # bounded by the cache, not by the 100,000 lines
     assert elapsed < 2.0  # generous on a shared machine; the benchmark measures it properly
 
 
@@ -397,7 +398,7 @@ def test_mouse_wheel_scrolls_logs(app: FakeApp) -> None:
     view = logs_view(tui)
     tui.top.mouse_event(SIZE, "mouse press", 4, 5, 5, True)
     assert not view.follow
-    assert view.walker.focus == 96
+    assert view.pane.cursor == 96
 
 
 @given(

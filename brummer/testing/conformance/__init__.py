@@ -15,6 +15,9 @@ from brummer.testing.conformance.log_store import check_log_store as check_log_s
 from brummer.testing.conformance.process_manager import (
     check_process_manager as check_process_manager,
 )
+from brummer.testing.conformance.resource_manager import (
+    check_resource_manager as check_resource_manager,
+)
 from brummer.testing.conformance.worker_pool import check_worker_pool as check_worker_pool
 
 __all__ = [
@@ -23,5 +26,6 @@ __all__ = [
     "check_locks",
     "check_log_store",
     "check_process_manager",
+    "check_resource_manager",
     "check_worker_pool",
 ]
