@@ -7,7 +7,7 @@ which the noise of other processes on a shared machine disturbs less than wall t
 0. the floor: creating and resolving the same number of Futures on one thread, no pool at
    all (no pool can beat it: it bounds the ratio any pool can reach on this machine);
 1. submit one trivial callable at a time from one thread, then wait for all (issue 2
-   target: WorkerPool ≥ 3× ThreadPoolExecutor);
+   target: WorkerPool ≥ 3x ThreadPoolExecutor);
 2. the same from 4 submitting threads;
 3. ``map`` over a range;
 4. priority order kept under load: jobs submitted LOW/MEDIUM/HIGH while one worker is busy.

@@ -100,6 +100,12 @@ def throughput(children: int) -> tuple[float, str]:
     return total / elapsed, kind
 
 
+def child_alone() -> float:
+    began = time.perf_counter()
+    subprocess.run([PY, "-c", CHILD], stdout=subprocess.DEVNULL, check=True)
+    return LINES / (time.perf_counter() - began)
+
+
 def baseline() -> float:
     began = time.perf_counter()
     out: list[str] = []
@@ -220,6 +226,7 @@ def stop_times(repeats: int) -> tuple[list[float], list[float], float]:
 def main() -> None:
     t0 = time.perf_counter()
     print(f"bench_process: {LINES:,} lines per child{' (quick)' if QUICK else ''}")
+    print(f"child alone (stdout to /dev/null): {child_alone():,.0f} lines/s")
     base = baseline()
     print(f"stdlib baseline (for line in proc.stdout, list+lock): {base:,.0f} lines/s")
     one, kind = throughput(1)

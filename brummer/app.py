@@ -109,6 +109,7 @@ class Brummer:
         from brummer.logs import LogStore
         from brummer.pool import WorkerPool
         from brummer.process import ProcessManager
+
         cfg = self.config
         self.resources = _resource_manager()
         self.pool = WorkerPool(name="brummer-pool")
@@ -166,14 +167,27 @@ class Brummer:
         from brummer.proxy import ProxyServer
 
         cfg = self.config
-        self.proxy = ProxyServer(
-            port=cfg.proxy_port,
-            mode=cfg.proxy_mode,
-            telemetry=cfg.telemetry,
-            event_bus=self.events,
-            log_store=self.logs,
-        )
-        self.proxy.start()
+
+        def make(port: int) -> Any:
+            return ProxyServer(
+                port=port,
+                mode=cfg.proxy_mode,
+                telemetry=cfg.telemetry,
+                event_bus=self.events,
+                log_store=self.logs,
+            )
+
+        self.proxy = make(cfg.proxy_port)
+        try:
+            self.proxy.start()
+        except BrummerError as exc:
+            # Another brummer may hold the default port: take a free one, as the MCP server
+            # does. A port the user chose is kept, and its failure is reported.
+            if exc.code is not ErrorCode.RESOURCE_LIMIT or cfg.source_of("proxy_port") != "default":
+                raise
+            _log.warning("proxy port %d is busy; using a free port instead", cfg.proxy_port)
+            self.proxy = make(0)
+            self.proxy.start()
         self._stoppers.append(("proxy", lambda _t: self.proxy.stop()))
 
     def _build_mcp(self) -> None:
@@ -195,7 +209,8 @@ class Brummer:
         Thread safety: TS. Idempotent: later calls return at once. A component that fails to
         stop is logged and the others are still stopped.
         """
-        timeout = check_timeout(_COMPONENT, timeout) or 30.0
+        checked = check_timeout(_COMPONENT, timeout)
+        timeout = 30.0 if checked is None else checked
         with self._lock:
             if self._state == "stopped":
                 return

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import re
 import signal
 import sys
 import threading
@@ -254,45 +255,61 @@ def _kill_trees_now(app: Any) -> None:
 def _run(project: Path, config: Config, targets: list[str], *, tui: bool) -> int:
     from brummer.app import Brummer
 
-    try:
-        app = Brummer(project, config)
-        app.start()
-    except BrummerError as exc:
-        _err(str(exc))
-        return EXIT_FAILURE
     stop_requested = threading.Event()
     escalated = threading.Event()
+    holder: list[Any] = []
 
     def escalate() -> None:
         escalated.set()
         stop_requested.set()
-        _kill_trees_now(app)
+        if holder:
+            _kill_trees_now(holder[0])
 
     signals = _Signals(stop_requested.set, escalate)
-    signals.install()
-    code = EXIT_OK
+    signals.install()  # before anything starts: a Ctrl-C now still stops cleanly
     try:
-        code = _start_targets(app, targets)
-        if tui:
-            from brummer.tui.app import run_tui
-
-            run_tui(app, initial=targets, stop_requested=stop_requested, escalate=escalate)
-        else:
-            printer = LinePrinter(sys.stdout, app)
-            app.processes.register_log_callback(printer)
-            exits_alone = bool(targets) and config.no_mcp and config.no_proxy
-            if not exits_alone:
-                _err(_serving_banner(app))
-            _wait(app, stop_requested, exits_alone)
-        worst = _worst_exit_code(app)
-        code = code or worst
+        try:
+            app = Brummer(project, config)
+            app.start()
+        except BrummerError as exc:
+            _err(str(exc))
+            return EXIT_FAILURE
+        holder.append(app)
+        try:
+            return _serve(
+                app, config, targets, tui=tui, stop_requested=stop_requested, escalate=escalate
+            )
+        finally:
+            if any(p.is_running() for p in app.processes.get_all_processes()):
+                _err("stopping every process…")
+            timeout = ESCALATED_STOP_TIMEOUT if escalated.is_set() else STOP_TIMEOUT
+            app.stop(timeout=timeout)
     finally:
-        timeout = ESCALATED_STOP_TIMEOUT if escalated.is_set() else STOP_TIMEOUT
-        app.stop(timeout=timeout)
         signals.restore()
-    if signals.count and code == EXIT_OK:
-        return EXIT_OK
-    return code
+
+
+def _serve(
+    app: Any,
+    config: Config,
+    targets: list[str],
+    *,
+    tui: bool,
+    stop_requested: threading.Event,
+    escalate: Callable[[], None],
+) -> int:
+    if not tui:
+        app.processes.register_log_callback(LinePrinter(sys.stdout, app))
+    code = _start_targets(app, targets)
+    if tui:
+        from brummer.tui.app import run_tui
+
+        run_tui(app, initial=targets, stop_requested=stop_requested, escalate=escalate)
+    else:
+        exits_alone = bool(targets) and config.no_mcp and config.no_proxy
+        if not exits_alone:
+            _err(_serving_banner(app))
+        _wait(app, stop_requested, exits_alone)
+    return code or _worst_exit_code(app)
 
 
 def _serving_banner(app: Any) -> str:
@@ -343,6 +360,7 @@ def _worst_exit_code(app: Any) -> int:
 
 
 _COLOURS = (36, 33, 35, 32, 34, 96, 93, 95, 92, 94)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @contract(ThreadSafety.TS)
@@ -351,7 +369,7 @@ class LinePrinter:
 
     Thread safety: TS. Calls from several reader threads are serialised by one lock, so
     lines never interleave mid-line. Colours the name (and stderr lines) only when the
-    stream is a terminal.
+    stream is a terminal; otherwise the children's own colour codes are removed too.
     """
 
     def __init__(self, stream: TextIO, app: Any, *, colour: bool | None = None) -> None:
@@ -381,7 +399,7 @@ class LinePrinter:
         stamp = when.strftime("%H:%M:%S")
         line = line.rstrip("\r\n")
         if not self._colour:
-            return f"{stamp} {name} | {line}"
+            return f"{stamp} {name} | {_ANSI.sub('', line)}"
         colour = _COLOURS[sum(name.encode()) % len(_COLOURS)]
         text = f"\x1b[31m{line}\x1b[0m" if is_error else line
         return f"\x1b[2m{stamp}\x1b[0m \x1b[{colour}m{name}\x1b[0m | {text}"

@@ -960,8 +960,9 @@ class EventBus:
             raise BrummerError(
                 _COMPONENT,
                 ErrorCode.TIMEOUT,
-                f"stop() ran out of time after {timeout} s: {undelivered} event(s) were not "
-                f"delivered, dispatchers still running: {alive}",
+                f"stop() ran out of time after {timeout} s: {undelivered} event(s) not "
+                f"delivered in time (those still waiting were dropped), dispatchers still "
+                f"running: {alive}",
                 hint="a handler is blocking; make handlers return quickly or pass a longer timeout",
                 context={"undelivered": undelivered, "threads": alive},
             )

@@ -5,8 +5,9 @@ the spirit of Go's ``context.Context``. Every long operation in brummer accepts 
 ``ctx`` and honours it: it checks :meth:`Context.raise_if_done` between steps, or blocks in
 :meth:`Context.wait` instead of sleeping.
 
-No thread or timer is created per context. Cancellation is an :class:`threading.Event`
-pushed from parent to children when ``cancel()`` is called; the deadline is a
+No thread or timer is created per context. Cancellation is a flag (plus a
+:class:`threading.Event`, made only once somebody waits) pushed from parent to children
+when ``cancel()`` is called; the deadline is a
 ``time.monotonic()`` value that :meth:`Context.wait`, :meth:`Context.remaining` and
 :attr:`Context.done` compare against the clock, so a deadline passing costs nothing until
 somebody looks.
@@ -55,10 +56,10 @@ class Context:
 
     def __init__(self, *, _deadline: float | None = None) -> None:
         self._deadline = _deadline
-        self._event = threading.Event()  # set once, when cancel() first runs
-        self._lock = threading.Lock()  # guards _children and _cancelled_at
-        self._children: weakref.WeakSet[Context] = weakref.WeakSet()
-        self._cancelled_at: float | None = None
+        self._lock = threading.Lock()  # guards the three fields below
+        self._cancelled_at: float | None = None  # set once, by the first cancel
+        self._event: threading.Event | None = None  # made by the first wait(); set on cancel
+        self._children: weakref.WeakSet[Context] | None = None  # made by the first child
 
     @classmethod
     @contract(ThreadSafety.TS)
@@ -105,6 +106,8 @@ class Context:
         with self._lock:
             cancelled_at = self._cancelled_at
             if cancelled_at is None:
+                if self._children is None:
+                    self._children = weakref.WeakSet()
                 self._children.add(child)
         if cancelled_at is not None:
             child._cancel(cancelled_at)
@@ -123,9 +126,11 @@ class Context:
             if self._cancelled_at is not None:
                 return
             self._cancelled_at = when
-            children = list(self._children)
-            self._children.clear()
-        self._event.set()
+            children = list(self._children) if self._children is not None else []
+            self._children = None
+            event = self._event
+        if event is not None:
+            event.set()
         for child in children:
             child._cancel(when)
 
@@ -136,7 +141,7 @@ class Context:
 
         Thread safety: TS.
         """
-        return self._event.is_set()
+        return self._cancelled_at is not None
 
     @property
     @contract(ThreadSafety.TS)
@@ -154,7 +159,7 @@ class Context:
 
         Thread safety: TS.
         """
-        return self._event.is_set() or (
+        return self._cancelled_at is not None or (
             self._deadline is not None and time.monotonic() >= self._deadline
         )
 
@@ -164,7 +169,7 @@ class Context:
 
         Thread safety: TS.
         """
-        if self._event.is_set():
+        if self._cancelled_at is not None:
             return 0.0
         if self._deadline is None:
             return None
@@ -184,18 +189,24 @@ class Context:
         limit = None if timeout is None else now + timeout
         if self._deadline is not None:
             limit = self._deadline if limit is None else min(limit, self._deadline)
+        with self._lock:
+            if self._cancelled_at is not None:
+                return True
+            if self._event is None:
+                self._event = threading.Event()  # made under the lock: cancel() cannot miss it
+            event = self._event
         while True:
-            if self._event.is_set():
+            if event.is_set():
                 return True
             if self._deadline is not None and now >= self._deadline:
                 return True
             if limit is None:
-                self._event.wait()
+                event.wait()
             else:
                 left = limit - now
                 if left <= 0:
                     return False
-                self._event.wait(left)
+                event.wait(left)
             now = time.monotonic()
 
     @contract(ThreadSafety.TS)

@@ -40,7 +40,7 @@ import attrs
 from brummer.contracts import BLOCKING, Cleanup, ThreadSafety, check_timeout, contract
 from brummer.errors import BrummerError, ErrorCode
 
-__all__ = ["BATCH_SLICE", "MAX_BATCH", "Job", "PoolMetrics", "Priority", "WorkerPool"]
+__all__ = ["BATCH_SLICE", "FAST_JOB", "MAX_BATCH", "Job", "PoolMetrics", "Priority", "WorkerPool"]
 
 _T = TypeVar("_T")
 _COMPONENT = "pool"
@@ -51,6 +51,10 @@ MAX_BATCH = 256
 
 BATCH_SLICE = 0.002
 """Seconds a worker may spend on one batch before it gives the rest back to the queue."""
+
+FAST_JOB = 0.00005
+"""Jobs shorter than this on average (seconds) are "fast": waking a sleeping worker for one
+costs more than waiting for a busy worker to reach it, so the pool does not."""
 
 
 @contract(ThreadSafety.TS)
@@ -175,13 +179,19 @@ class _WorkerStats:
 
 
 class _Timer:
-    """One armed job deadline. ``state``: 0 armed, 1 settled by the worker, 2 fired."""
+    """A job deadline (``item``) or a delayed call (``action``).
 
-    __slots__ = ("deadline", "item", "state")
+    ``state``: 0 armed, 1 settled by the worker, 2 fired.
+    """
 
-    def __init__(self, deadline: float, item: _Item) -> None:
+    __slots__ = ("action", "deadline", "item", "state")
+
+    def __init__(
+        self, deadline: float, item: _Item | None, action: Callable[[], None] | None = None
+    ) -> None:
         self.deadline = deadline
         self.item = item
+        self.action = action
         self.state = 0
 
     def __lt__(self, other: _Timer) -> bool:
@@ -204,9 +214,10 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def arm(self, item: _Item, seconds: float) -> _Timer:
-        timer = _Timer(time.monotonic() + seconds, item)
-        start = False
+    def arm(
+        self, item: _Item | None, seconds: float, action: Callable[[], None] | None = None
+    ) -> _Timer:
+        timer = _Timer(time.monotonic() + seconds, item, action)
         with self._cond:
             heapq.heappush(self._heap, timer)
             if self._heap[0] is timer:
@@ -215,9 +226,7 @@ class _Watchdog:
                 self._thread = threading.Thread(
                     target=self._run, name=f"{self._name}-watchdog", daemon=True
                 )
-                start = True
-        if start and self._thread is not None:
-            self._thread.start()
+                self._thread.start()  # under the lock, so stop() never joins an unstarted thread
         return timer
 
     def settle(self, timer: _Timer) -> bool:
@@ -255,8 +264,12 @@ class _Watchdog:
                     if not fired and self._heap:
                         self._cond.wait(self._heap[0].deadline - now)
             for timer in fired:
+                if timer.action is not None:
+                    timer.action()
+                    continue
                 self._on_fire()
                 item = timer.item
+                assert item is not None
                 item.future.set_exception(
                     BrummerError(
                         _COMPONENT,
@@ -375,6 +388,9 @@ class WorkerPool(Executor):
         self._rejected = 0
         self._timed_out = 0
         self._cancelled = 0
+        self._avg_run = 0.0  # recent mean run time of one item (seconds); approximate
+        self._progress = 0.0  # monotonic time a worker last started an item; approximate
+        self._kick_pending = False  # a delayed _kick is armed on the watchdog
 
         self._watchdog = _Watchdog(name, self._count_timeout)
 
@@ -481,13 +497,53 @@ class WorkerPool(Executor):
             self._queues[item.priority].append(item)
             self._depth += 1
             self._submitted += 1
-            if self._idle > self._signalled:
+            if self._idle <= self._signalled and len(self._threads) >= self._max_workers:
+                return  # every worker is busy or already woken: one of them takes it
+            if self._fast_busy():
+                self._schedule_kick()  # a worker on fast jobs takes it in microseconds
+            elif self._idle > self._signalled:
                 self._signalled += 1
                 self._not_empty.notify()
-            elif len(self._threads) < self._max_workers:  # every idle worker is already woken
-                self._spawn(
-                    self._queues[item.priority]
-                )  # under the mutex, so stop() never sees an unstarted thread
+            else:
+                self._spawn(self._queues[item.priority])  # under the mutex: see _spawn
+
+    def _fast_busy(self) -> bool:
+        """Whether a worker runs fast jobs right now, so waking another one would not pay.
+
+        Mutex held. A hand-off to a sleeping thread costs tens of microseconds; for jobs
+        shorter than :data:`FAST_JOB` the running worker gets to a new item sooner.
+        """
+        return (
+            self._avg_run < FAST_JOB
+            and len(self._threads) > self._idle
+            and time.monotonic() - self._progress < BATCH_SLICE
+        )
+
+    def _schedule_kick(self) -> None:
+        """Make sure :meth:`_kick` runs within BATCH_SLICE; mutex held."""
+        if not self._kick_pending:
+            self._kick_pending = True
+            self._watchdog.arm(None, BATCH_SLICE, self._kick)
+
+    def _kick(self) -> None:
+        """Delayed wake-up (watchdog thread): if work waits and the busy worker stalled, wake
+        idle workers or start new ones; if it is still going, look again later."""
+        with self._mutex:
+            self._kick_pending = False
+            pending = self._depth + sum(len(b) for b in self._batches)
+            if not pending:
+                return
+            if self._fast_busy():
+                self._schedule_kick()
+                return
+            wake = min(pending, self._idle - self._signalled)
+            if wake > 0:
+                self._signalled += wake
+                self._not_empty.notify(wake)
+            pending -= max(0, wake)
+            while pending > 0 and len(self._threads) < self._max_workers:
+                self._spawn(None)
+                pending -= 1
 
     def _wait_for_room(self, wait: float) -> None:
         """Called with the mutex held and the queue full; returns with room or raises."""
@@ -512,7 +568,7 @@ class WorkerPool(Executor):
         finally:
             self._full_waiters -= 1
 
-    def _spawn(self, queue: deque[_Item]) -> None:
+    def _spawn(self, queue: deque[_Item] | None) -> None:
         """Start one more worker; called with the mutex held."""
         stats = _WorkerStats()
         thread = threading.Thread(
@@ -525,7 +581,7 @@ class WorkerPool(Executor):
             thread.start()  # does not need the mutex: the new thread only signals it started
         except RuntimeError as exc:  # the OS refused another thread
             _log.warning("%s: could not start a worker thread: %s", self._name, exc)
-            if self._threads:
+            if self._threads or queue is None:
                 return  # the running workers will take the item
             queue.pop()  # the item just queued: nobody could run it
             self._depth -= 1
@@ -557,7 +613,7 @@ class WorkerPool(Executor):
             self._batches.append(batch)
         queues = self._queues
         high, medium, _ = queues
-        limit = 1  # batch size when saturated: doubles while batches finish within BATCH_SLICE
+        limit = 1  # batch size: doubles while batches finish within BATCH_SLICE
         while True:
             with self._mutex:
                 while not self._depth:
@@ -573,11 +629,13 @@ class WorkerPool(Executor):
                     if self._signalled:
                         self._signalled -= 1
                 else:
-                    # Batch only when saturated: no idle worker and no thread left to start.
-                    # Otherwise a job waiting for another queued job could wait on an item
-                    # sitting in this worker's batch while another worker sleeps.
+                    self._progress = time.monotonic()
+                    fast = self._avg_run < FAST_JOB
+                    # Slow jobs: batch only when saturated (no idle worker, no thread left to
+                    # start), so slow items spread over the workers. Fast jobs: batch anyway;
+                    # a delayed kick wakes the others should this worker stall (see _kick).
                     saturated = self._idle == 0 and len(self._threads) >= self._max_workers
-                    take = min(self._depth, limit) if saturated else 1
+                    take = min(self._depth, limit) if fast or saturated else 1
                     self._depth -= take
                     for queue in queues:
                         while take and queue:
@@ -585,30 +643,31 @@ class WorkerPool(Executor):
                             take -= 1
                     if self._full_waiters:
                         self._not_full.notify(len(batch))
-                    if self._depth and self._idle > self._signalled:
+                    if fast and (self._depth or len(batch) > 1) and self._idle > self._signalled:
+                        self._schedule_kick()
+                    elif self._depth and self._idle > self._signalled:
                         self._signalled += 1
                         self._not_empty.notify()  # more work than this batch: wake a helper
                 if self._cancel_queued:
                     self._cancel_items(batch, stats)
                     continue
-            started = time.monotonic()
+            started = now = time.monotonic()
             ran = 0
             while True:
                 try:
                     item = batch.popleft()  # atomic: an idle worker may steal concurrently
                 except IndexError:
-                    if time.monotonic() - started <= BATCH_SLICE:
-                        limit = min(MAX_BATCH, limit * 2)
-                    else:
-                        limit = max(1, limit // 2)
                     break
                 level = item.priority
                 if level and (high or (level == 2 and medium)):
                     self._give_back(item, batch)  # a higher level is waiting: it goes first
                     break
+                if ran:
+                    now = time.monotonic()
+                    self._progress = now
                 if batch and (
-                    self._idle > self._signalled
-                    or (ran and time.monotonic() - started > BATCH_SLICE)
+                    (self._idle > self._signalled and self._avg_run >= FAST_JOB)
+                    or now - started > BATCH_SLICE
                 ):
                     self._give_back(None, batch)  # let idle or other workers have the rest
                     limit = max(1, ran)
@@ -631,6 +690,14 @@ class WorkerPool(Executor):
                     stats.running = False
                     stats.completed += 1
                     future.set_result(result)
+            if ran:
+                elapsed = time.monotonic() - started
+                # approximate on purpose: workers race on this average, any recent value will do
+                self._avg_run += (elapsed / ran - self._avg_run) * 0.25
+                if elapsed <= BATCH_SLICE:
+                    limit = min(MAX_BATCH, limit * 2)
+                elif limit > 1:
+                    limit //= 2
 
     def _steal(self) -> _Item | None:
         """Take the next item another worker claimed but has not started; mutex held."""

@@ -372,6 +372,8 @@ class ResourceManager:
 
 
 def _kind(value: Any) -> ResourceType:
+    if type(value) is ResourceType:
+        return value
     try:
         return ResourceType(value)
     except ValueError:

@@ -5,15 +5,14 @@ Thread safety: TS. See :mod:`brummer.logs.store` and :mod:`brummer.logs.detect`.
 
 from brummer.logs.detect import (
     Classification as Classification,
-    DetectionRule as DetectionRule,
     Detector as Detector,
     Finding as Finding,
     detect_urls as detect_urls,
-    load_rules as load_rules,
     strip_ansi as strip_ansi,
 )
 from brummer.logs.model import (
     CollapsedEntry as CollapsedEntry,
+    CursorPage as CursorPage,
     ErrorGroup as ErrorGroup,
     LogEntry as LogEntry,
     LogEntryInput as LogEntryInput,
@@ -23,11 +22,13 @@ from brummer.logs.model import (
     SearchQuery as SearchQuery,
     URLEntry as URLEntry,
 )
+from brummer.logs.rules import DetectionRule as DetectionRule, load_rules as load_rules
 from brummer.logs.store import EventSink as EventSink, LogStore as LogStore
 
 __all__ = [
     "Classification",
     "CollapsedEntry",
+    "CursorPage",
     "DetectionRule",
     "Detector",
     "ErrorGroup",

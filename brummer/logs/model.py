@@ -15,7 +15,7 @@ import enum
 import itertools
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from brummer.contracts import ThreadSafety, contract
 
 __all__ = [
     "CollapsedEntry",
+    "CursorPage",
     "ErrorGroup",
     "LogEntry",
     "LogEntryInput",
@@ -255,10 +256,11 @@ def _make_entry(seq: int, content: str, meta: _Meta) -> LogEntry:
     return entry
 
 
-# CSI sequences, OSC sequences (ended by BEL or ST, never crossing a newline) and the
-# two-byte escapes. Used for detection and search; stored content keeps its colours.
+# CSI sequences, OSC sequences (ended by BEL or ST, never crossing a newline; an unended
+# one loses only its ESC ]) and the two-byte escapes. Used for detection and search;
+# stored content keeps its colours.
 _ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[()*+#%][0-9A-Za-z@]|\x1b[@-Z\\-_=>78]"
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)|\x1b[()*+#%][0-9A-Za-z@]|\x1b[@-Z\\-_=>78]"
 )
 
 
@@ -300,6 +302,29 @@ class SearchQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 0
+
+
+@contract(ThreadSafety.TS)
+@attrs.frozen
+class CursorPage:
+    """What :meth:`LogStore.get_since` returns: new lines and where to continue.
+
+    Thread safety: TS (immutable).
+
+    ``entries`` oldest first (iterating the page iterates them); ``next_cursor`` is the
+    cursor for the next call; ``missed`` how many lines after the given cursor were
+    evicted before they could be read.
+    """
+
+    entries: tuple[LogEntry, ...]
+    next_cursor: int
+    missed: int = 0
+
+    def __iter__(self) -> Iterator[LogEntry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 @contract(ThreadSafety.TS)

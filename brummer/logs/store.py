@@ -13,10 +13,9 @@ Thread safety: TS. Every public method may be called from any thread.
 
 from __future__ import annotations
 
-import importlib
 import itertools
+import logging
 import operator
-import re
 import sys
 import threading
 import time
@@ -30,9 +29,11 @@ import attrs
 
 from brummer.contracts import NON_BLOCKING, Cleanup, ThreadSafety, contract
 from brummer.errors import BrummerError, ErrorCode
-from brummer.logs.detect import Detector, Finding
+from brummer.logs._search import matcher_for
+from brummer.logs.detect import STDERR_PRIORITY, Detector, Finding
 from brummer.logs.model import (
     CollapsedEntry,
+    CursorPage,
     ErrorGroup,
     LogEntry,
     LogEntryInput,
@@ -48,6 +49,7 @@ from brummer.logs.model import (
 __all__ = ["EventSink", "LogStore"]
 
 _COMPONENT = "logs"
+_log = logging.getLogger("brummer.logs")
 RATE_WINDOW_SECONDS = 5  # entries_per_sec is averaged over this many whole seconds
 URL_CONTEXT_CHARS = 200
 _MEMORY_SAMPLE = 256
@@ -101,6 +103,8 @@ class LogStore:
             TEST_FAILED (never LOG_LINE: the process manager publishes lines).
         detector: the detector to use (default: the built-in rules plus ``extra_rules``).
         extra_rules: user detection rules (see :class:`~brummer.logs.detect.Detector`).
+        follow_exits: when the bus can ``subscribe``, call :meth:`mark_process_exited` for
+            every PROCESS_EXITED event it carries (unsubscribed again by :meth:`close`).
 
     Raises:
         BrummerError: INVALID_ARGUMENT for a limit that is not a positive int.
@@ -115,6 +119,7 @@ class LogStore:
         event_bus: EventSink | None = None,
         detector: Detector | None = None,
         extra_rules: str | Path | Any | None = None,
+        follow_exits: bool = True,
     ) -> None:
         for name, value in (
             ("max_entries", max_entries),
@@ -142,6 +147,13 @@ class LogStore:
         self._added_total = 0
         self._evicted_total = 0
         self._rate: deque[list[int]] = deque()  # [whole second, lines added in it]
+        self._exit_subscription: Any = None
+        subscribe = getattr(event_bus, "subscribe", None)
+        if follow_exits and callable(subscribe):
+            try:
+                self._exit_subscription = subscribe("process.exited", self._on_process_exited)
+            except BrummerError as exc:
+                _log.warning("log store cannot follow process exits: %s", exc)
 
     # ------------------------------------------------------------------ writing
 
@@ -411,48 +423,53 @@ class LogStore:
 
     @contract(ThreadSafety.TS, timeout=0.1)
     def get_since(
-        self, after_seq: int = 0, *, process_id: str | None = None, limit: int = 1000
-    ) -> list[LogEntry]:
-        """Cursor read for pollers: lines added after a cursor, oldest first, at most ``limit``.
+        self, cursor: int = 0, *, process_id: str | None = None, limit: int = 1000
+    ) -> CursorPage:
+        """Cursor read for pollers (MCP ``logs_stream``): the lines after ``cursor``.
 
         Thread safety: TS.
 
-        Without ``process_id`` the cursor is the store-wide *position*: pass 0 first, then
-        ``after_seq = cursor_of(result)`` (:meth:`cursor`). With ``process_id`` the cursor
-        is that process's ``seq``: pass the ``seq`` of the last entry you saw. Lines
-        evicted before you polled are skipped (check :meth:`cursor` against your cursor
-        to see how many were missed). A store-wide cursor never skips a line; after
-        :meth:`clear_for_process` it may deliver some lines a second time.
+        Start with ``cursor=0``; each call returns at most ``limit`` lines, oldest first,
+        and ``next_cursor`` to pass next time. Without ``process_id`` the cursor is a
+        store-wide position (lines ever added); with ``process_id`` it is that process's
+        ``seq`` (so ``entry.seq`` of the last line you saw works as a cursor too).
+        ``missed`` counts lines that were evicted before this read reached them. A
+        store-wide cursor never skips a retained line; after :meth:`clear_for_process`
+        it may deliver some lines a second time.
 
         Raises:
             BrummerError: INVALID_ARGUMENT for a negative cursor or limit < 1.
         """
-        if not isinstance(after_seq, int) or after_seq < 0:
-            raise _bad(f"after_seq must be an int ≥ 0, not {after_seq!r}", "pass 0 to start")
-        if not isinstance(limit, int) or limit < 1:
+        if not isinstance(cursor, int) or isinstance(cursor, bool) or cursor < 0:
+            raise _bad(f"cursor must be an int ≥ 0, not {cursor!r}", "pass 0 to start")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise _bad(f"limit must be an int ≥ 1, not {limit!r}", "pass e.g. limit=1000")
         with self._lock:
             if process_id is not None:
                 index = self._by_process.get(process_id)
+                last = self._last_seq.get(process_id, 0)
                 if index is None:
-                    return []
+                    return CursorPage(entries=(), next_cursor=max(cursor, last), missed=0)
                 first = index.entries[0]._seq
-                start = max(0, after_seq - first + 1)
-                return list(itertools.islice(index.entries, start, start + limit))
-            end = self._added_total
-            first_pos = end - len(self._ring)
-            start = max(0, after_seq - first_pos)
-            return list(itertools.islice(self._ring, start, start + limit))
+                source: deque[LogEntry] = index.entries
+            else:
+                last = self._added_total
+                first = last - len(self._ring) + 1
+                source = self._ring
+            start = max(0, cursor + 1 - first)
+            entries = tuple(itertools.islice(source, start, start + limit))
+        missed = max(0, min(first, last + 1) - cursor - 1)
+        return CursorPage(
+            entries=entries,
+            next_cursor=max(cursor, first - 1) + len(entries) if entries else max(cursor, last),
+            missed=missed,
+        )
 
     @contract(ThreadSafety.TS, timeout=0.1)
     def cursor(self) -> int:
-        """Store-wide position of the newest line (lines ever added, minus cleared ones).
+        """Store-wide position of the newest line (how many lines were ever added).
 
-        Thread safety: TS.
-
-        ``get_since(c)`` returns the lines added after position ``c``; after reading
-        ``k`` lines from ``get_since(c)`` the next cursor is ``c + k`` (or simply
-        :meth:`cursor` again when the read was not truncated by ``limit``).
+        Thread safety: TS. ``get_since(store.cursor())`` returns only lines added later.
         """
         with self._lock:
             return self._added_total
@@ -503,7 +520,7 @@ class LogStore:
                 "pass 0 for all matches or N for the newest N",
             )
         _check_str(query.text, "text")
-        matcher = _matcher(query)
+        matcher = matcher_for(query)
         level = query.level
         since, until = query.since, query.until
         for bound, label in ((since, "since"), (until, "until")):
@@ -551,7 +568,7 @@ class LogStore:
 
     @contract(ThreadSafety.TS, timeout=0.1)
     def search_page(
-        self, query: SearchQuery, *, before: int | None = None, max_scan: int = 20_000
+        self, query: SearchQuery, *, before: int | None = None, max_scan: int = 10_000
     ) -> SearchPage:
         """Incremental search: look at no more than ``max_scan`` lines per call, newest first.
 
@@ -561,15 +578,15 @@ class LogStore:
         None: from the newest line) and returns the matches among them, oldest first, with
         ``next_before`` to pass in the next call (None when the oldest line was reached).
         Each call costs O(max_scan) whatever the pattern, so a UI can keep every call short
-        (20,000 lines ≈ 1-15 ms) and show results as they come. ``query.limit`` caps the
-        matches of one page (newest kept).
+        (10,000 lines: about 1-8 ms on an idle core) and show results as they come.
+        ``query.limit`` caps the matches of one page (newest kept).
 
         Raises:
             BrummerError: INVALID_ARGUMENT as for :meth:`search`, or for max_scan < 1 or a
                 negative ``before``.
         """
         if not isinstance(max_scan, int) or isinstance(max_scan, bool) or max_scan < 1:
-            raise _bad(f"max_scan must be an int ≥ 1, not {max_scan!r}", "pass e.g. 20000")
+            raise _bad(f"max_scan must be an int ≥ 1, not {max_scan!r}", "pass e.g. 10000")
         if before is not None and (not isinstance(before, int) or before < 0):
             raise _bad(
                 f"before must be None or an int ≥ 0, not {before!r}",
@@ -674,6 +691,11 @@ class LogStore:
                     self._urls[key] = attrs.evolve(entry, active=False)
         self._publish(findings)
 
+    def _on_process_exited(self, event: Any) -> None:
+        process_id = getattr(event, "process_id", None)
+        if isinstance(process_id, str):
+            self.mark_process_exited(process_id)
+
     @contract(ThreadSafety.TS, timeout=0.1)
     def clear(self) -> None:
         """Forget every line, error, error group and URL (seq numbers keep increasing).
@@ -715,8 +737,16 @@ class LogStore:
         """
         with self._lock:
             already, self._closed = self._closed, True
-        if not already:
-            self._publish(self._detector._flush())
+        if already:
+            return
+        subscription, self._exit_subscription = self._exit_subscription, None
+        unsubscribe = getattr(self._bus, "unsubscribe", None)
+        if subscription is not None and callable(unsubscribe):
+            try:
+                unsubscribe(subscription)
+            except BrummerError as exc:  # the bus was stopped first: nothing left to undo
+                _log.debug("log store unsubscribe after bus stop: %s", exc)
+        self._publish(self._detector._flush())
 
     @property
     @contract(ThreadSafety.TS)
@@ -760,7 +790,7 @@ class LogStore:
             urls = len(self._urls)
             added, evicted = self._added_total, self._evicted_total
         per_entry = _entry_bytes(sample) if sample else 0.0
-        groups = len(self._detector._groups_snapshot())
+        groups = self._detector._group_count()
         return LogStoreMetrics(
             total_entries=total,
             entries_per_sec=rate / RATE_WINDOW_SECONDS,
@@ -789,7 +819,7 @@ def _meta_for(
         else:
             level, tags, priority = cls.level, cls.tags, cls.priority
         if is_error:
-            priority += 5
+            priority += STDERR_PRIORITY
         meta = (pid, name, now, level, is_error, tags, priority, None)
         cache[cls] = meta
     return meta
@@ -812,125 +842,3 @@ class _ProcessIndex:
     def __init__(self) -> None:
         self.entries: deque[LogEntry] = deque()
         self.keys: deque[str] = deque()
-
-
-_parser: Any = importlib.import_module("re._parser")
-_LITERAL = _parser.LITERAL
-_SUBPATTERN = _parser.SUBPATTERN
-_BRANCH = _parser.BRANCH
-_MIN_LITERAL = 2
-_SEARCH_CHUNK = 8192  # keys joined per str.find pass of a search
-_DENSE_FRACTION = 8  # a chunk where more than 1/8 of the lines match is matched line by line
-
-
-def _required_literals(subpattern: Any) -> list[str] | None:
-    """Literals one of which every match of a parsed regex must contain (None: unknown)."""
-    candidates: list[list[str]] = []
-    run: list[str] = []
-    for op, av in subpattern.data:
-        if op is _LITERAL:
-            run.append(chr(av))
-            continue
-        if run:
-            candidates.append(["".join(run)])
-            run = []
-        if op is _SUBPATTERN:
-            inner = _required_literals(av[-1])
-            if inner:
-                candidates.append(inner)
-        elif op is _BRANCH:
-            alternatives = [_required_literals(branch) for branch in av[1]]
-            if all(alternatives):
-                candidates.append([lit for alt in alternatives if alt for lit in alt])
-    if run:
-        candidates.append(["".join(run)])
-    usable = [c for c in candidates if min(map(len, c)) >= _MIN_LITERAL]
-    if not usable:
-        return None
-    return max(usable, key=lambda c: (min(map(len, c)), -len(c)))
-
-
-def _matcher(query: SearchQuery) -> Callable[[list[str]], Iterable[object]] | None:
-    """A function mapping search keys to truthy/falsy match results.
-
-    Keys are lower-cased, ANSI-stripped and never hold a newline. They are joined chunk by
-    chunk (lazily, so a ``limit`` stops early) and scanned with ``str.find``, which runs
-    at memory speed in C; only lines holding the text are looked at from Python. A chunk
-    where the text is common is matched line by line with ``map`` instead. A lower-case
-    regex needs no IGNORECASE (much faster); a regex whose every match must contain one
-    of some literals is located by those literals first and then matched on those lines.
-    """
-    text = query.text
-    if not text:
-        return None
-    if not query.regex:
-        needle = text.lower()
-        if "\n" in needle:
-            return lambda keys: itertools.repeat(False, len(keys))
-        return lambda keys: map(operator.contains, keys, itertools.repeat(needle))
-    try:
-        flags = 0 if text == text.lower() else re.IGNORECASE
-        search = re.compile(text, flags).search
-        parsed = _parser.parse(text, flags)
-        # re already finds a literal prefix fast; prefilter only other patterns
-        literals = (
-            None
-            if parsed.data[:1] and parsed.data[0][0] is _LITERAL
-            else _required_literals(parsed)
-        )
-    except re.error as exc:
-        raise _bad(
-            f"search regex {text!r} does not compile: {exc}",
-            "fix the regular expression, or search with regex=False for plain text",
-            pattern=text,
-        ) from exc
-    except RecursionError:  # absurdly nested pattern: no prefilter, plain matching
-        literals = None
-    if not literals or any("\n" in lit for lit in literals):
-        return lambda keys: map(search, keys)
-    return _chunked([lit.lower() for lit in literals], search, lambda part: map(search, part))
-
-
-def _chunked(
-    literals: list[str],
-    verify: Callable[[str], object],
-    line_by_line: Callable[[list[str]], Iterable[object]],
-) -> Callable[[list[str]], Iterable[object]]:
-    dense = False  # once a chunk had many candidates, the rest goes line by line
-
-    def chunk_hits(part: list[str]) -> Iterable[object]:
-        nonlocal dense
-        if dense:
-            return line_by_line(part)
-        blob = "\n".join(part)
-        hits = bytearray(len(part))
-        seen = bytearray(len(part))
-        budget = len(part) // _DENSE_FRACTION  # more candidates: line by line is faster
-        for literal in literals:
-            pos = blob.find(literal)
-            line = 0
-            last = 0
-            while pos != -1:
-                line += blob.count("\n", last, pos)
-                if not seen[line]:
-                    seen[line] = 1
-                    budget -= 1
-                    if budget < 0:
-                        dense = True
-                        return line_by_line(part)
-                    if verify(part[line]):
-                        hits[line] = 1
-                last = blob.find("\n", pos)
-                if last == -1:
-                    break
-                pos = blob.find(literal, last + 1)
-        return hits
-
-    def matcher(keys: list[str]) -> Iterable[object]:
-        chunks = (
-            chunk_hits(keys[start : start + _SEARCH_CHUNK])
-            for start in range(0, len(keys), _SEARCH_CHUNK)
-        )
-        return itertools.chain.from_iterable(chunks)
-
-    return matcher

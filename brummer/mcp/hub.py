@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ __all__ = [
 _LOG = logging.getLogger("brummer.mcp")
 _COMPONENT = "mcp.hub"
 HUB_SESSION = "stdio"
+DEAD_TTL = 600.0  # seconds a DEAD instance whose file is gone stays listed
 
 
 @contract(ThreadSafety.TS)
@@ -106,6 +107,7 @@ class _Entry:
         self.client: MCPClient | None = None
         self.busy = False  # a connect or ping for it is in flight
         self.last_error = ""
+        self.from_file = False  # found by discovery: a vanished file means it has exited
 
 
 @contract(ThreadSafety.TS, cleanup=Cleanup.MANUAL)
@@ -188,6 +190,9 @@ class MCPConnectionManager:
         Raises:
             BrummerError: INVALID_STATE after ``stop``.
         """
+        self._register(instance, from_file=False)
+
+    def _register(self, instance: discovery.InstanceInfo, *, from_file: bool) -> None:
         stale: MCPClient | None = None
         with self._lock:
             self._check_running()
@@ -197,6 +202,7 @@ class MCPConnectionManager:
             if entry is not None:
                 stale = entry.client
             self._entries[instance.id] = _Entry(instance, time.monotonic())
+            self._entries[instance.id].from_file = from_file
         if stale is not None:
             stale.close()
         self._kick()
@@ -449,15 +455,23 @@ class MCPConnectionManager:
         live = {i.id for i in found}
         for instance in found:
             with contextlib.suppress(BrummerError):
-                self.register_instance(instance)
+                self._register(instance, from_file=True)
         closing: list[MCPClient | None] = []
+        forget_before = datetime.now(UTC) - timedelta(seconds=DEAD_TTL)
         with self._lock:
-            for entry in self._entries.values():
-                if entry.instance.id not in live and entry.state is not ConnectionState.DEAD:
+            for entry in list(self._entries.values()):
+                if entry.instance.id in live or not entry.from_file:
+                    continue
+                if entry.state is not ConnectionState.DEAD:
                     closing.append(self._mark_dead(entry, "the instance has exited"))
+                elif entry.state_changed_at < forget_before and not self._routed(entry):
+                    del self._entries[entry.instance.id]
         for client in closing:
             if client is not None:
                 client.close()
+
+    def _routed(self, entry: _Entry) -> bool:
+        return entry.instance.id in self._sessions.values()
 
     def _mark_dead(self, entry: _Entry, reason: str) -> MCPClient | None:
         """Caller holds the lock and closes the returned client after releasing it."""
@@ -756,7 +770,16 @@ def run_hub_stdio(
 
     manager = MCPConnectionManager(directory=directory)
     try:
-        server = MCPServer(port=0, catalog=HubCatalog(manager), name="brummer-hub", announce=False)
+        server = MCPServer(
+            port=0,
+            catalog=HubCatalog(manager),
+            name="brummer-hub",
+            announce=False,
+            instructions=(
+                "This hub reaches every running brummer on this machine. Call instances_list, "
+                "then instances_connect with an id (or pass instance_id to any tool)."
+            ),
+        )
         server.serve_stdio(stdin, stdout)
     finally:
         manager.stop()

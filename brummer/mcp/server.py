@@ -99,10 +99,16 @@ _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 DEFAULT_PORT = 7777
 MAX_BODY = 4 * 1024 * 1024  # bytes of one POST body
 MAX_SESSIONS = 256
+SESSION_IDLE = 3600.0  # seconds; idle sessions without a stream are dropped after this
 STREAM_QUEUE = 1000  # notifications held per stream before the oldest are dropped
 KEEPALIVE = 15.0  # seconds between SSE keep-alive comments
 JOIN_TIMEOUT = 5.0  # seconds stop() waits for each thread
 _CLOSE = object()  # stream sentinel
+INSTRUCTIONS = (
+    "brummer runs this project's scripts and watches their output. Use scripts_list and "
+    "scripts_run to start things, logs_search and errors_list to see what went wrong, "
+    "urls_list and proxy_requests for web servers."
+)
 _EVENT_URIS: dict[str, tuple[str, ...]] = {
     "log.line": ("logs://recent",),
     "error.detected": ("logs://errors",),
@@ -177,6 +183,7 @@ class MCPServer:
         project_dir: the project directory named in the instance file.
         max_body: largest accepted POST body, in bytes.
         keepalive: seconds between SSE keep-alive comments.
+        instructions: the ``instructions`` text sent on initialize.
     """
 
     def __init__(
@@ -198,6 +205,7 @@ class MCPServer:
         port_fallback: bool = True,
         max_body: int = MAX_BODY,
         keepalive: float = KEEPALIVE,
+        instructions: str = INSTRUCTIONS,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise BrummerError(
@@ -239,6 +247,7 @@ class MCPServer:
             command_run_enabled=bool(command_run_enabled),
         )
         self._name = name
+        self._instructions = instructions
         self._host = host
         self._requested_port = port
         self._port_fallback = port_fallback
@@ -473,11 +482,16 @@ class MCPServer:
 
     @contract(ThreadSafety.TS)
     def handle_message(
-        self, message: RPCRequest | Notification | RPCResponse, session_id: str | None
+        self,
+        message: RPCRequest | Notification | RPCResponse,
+        session_id: str | None,
+        *,
+        version: str | None = None,
     ) -> dict[str, Any] | None:
         """Serve one decoded message for a session; return the response (None if none is due).
 
-        Thread safety: TS.
+        Thread safety: TS. ``version`` (the request's ``MCP-Protocol-Version``) overrides the
+        session's negotiated revision for this message.
         """
         if not isinstance(message, RPCRequest):
             if isinstance(message, Notification):
@@ -486,7 +500,7 @@ class MCPServer:
         started = time.perf_counter()
         error: str | None = None
         try:
-            result = self._dispatch(message, session_id)
+            result = self._dispatch(message, session_id, version)
             response = result_response(message.id, result)
             if isinstance(result, dict) and result.get("isError"):
                 error = "tool error"
@@ -500,12 +514,12 @@ class MCPServer:
         self._activity(message, session_id, time.perf_counter() - started, error)
         return response
 
-    def _dispatch(self, message: RPCRequest, session_id: str | None) -> Any:
+    def _dispatch(self, message: RPCRequest, session_id: str | None, version: str | None) -> Any:
         params = message.params if message.params is not None else {}
         if not isinstance(params, dict):
             raise RPCError(INVALID_PARAMS, "params must be an object")
         method = message.method
-        version = self._version_of(session_id)
+        version = version or self._version_of(session_id)
         if method == "initialize":
             return self._initialize_result(params)
         if method == "ping":
@@ -562,11 +576,7 @@ class MCPServer:
                 "logging": {},
             },
             "serverInfo": {"name": self._name, "version": self._server_version},
-            "instructions": (
-                "brummer runs this project's scripts and watches their output. Use "
-                "scripts_list/scripts_run to start things, logs_search and errors_list to "
-                "see what went wrong, urls_list and proxy_requests for web servers."
-            ),
+            "instructions": self._instructions,
         }
 
     def _version_of(self, session_id: str | None) -> str:
@@ -604,6 +614,10 @@ class MCPServer:
         )
         evicted: list[_Session] = []
         with self._lock:
+            idle_before = time.monotonic() - SESSION_IDLE
+            for old in list(self._sessions.values()):
+                if old.stream is None and old.sink is None and old.last_seen < idle_before:
+                    evicted.append(self._sessions.pop(old.id))
             while len(self._sessions) >= MAX_SESSIONS:
                 oldest = min(self._sessions.values(), key=lambda s: s.last_seen)
                 evicted.append(self._sessions.pop(oldest.id))
@@ -652,6 +666,10 @@ class MCPServer:
         kind = str(getattr(event.type, "value", event.type))
         if kind.startswith("mcp."):
             return
+        with self._lock:
+            listening = any(s.sink is not None for s in self._sessions.values())
+        if not listening:
+            return  # nobody has a stream: skip building notifications
         for uri in _EVENT_URIS.get(kind, ()):
             self._resource_updated(uri)
         data = dict(event.data)
@@ -852,7 +870,9 @@ class MCPServer:
             if isinstance(message, RPCError):
                 responses.append(message.to_response())
                 continue
-            answer = self.handle_message(message, session.id)
+            answer = self.handle_message(
+                message, session.id, version=request.headers.get("MCP-Protocol-Version")
+            )
             if answer is not None:
                 responses.append(answer)
         if not responses:

@@ -2,22 +2,22 @@
 
 Public names (API.md §6): :class:`ProcessManager`, :class:`Process`, :class:`ProcessInfo`,
 :class:`ProcessStatus`, :class:`Script`, :class:`RestartPolicy`. The modules: ``scripts``
-(discovery), ``child`` (one child and its reader thread), ``kill`` (tree kill), ``manager``.
+(discovery), ``child`` (one child and its reader thread), ``kill`` (tree kill), ``model``
+(statuses, snapshots, policies, the Process handle), ``callbacks``, ``restart`` and
+``manager``.
 """
 
+from brummer.process.callbacks import CallbackID as CallbackID, LogCallback as LogCallback
 from brummer.process.child import LineSplitter as LineSplitter
 from brummer.process.kill import (
     KillResult as KillResult,
     KillTarget as KillTarget,
     kill_trees as kill_trees,
 )
-from brummer.process.manager import (
-    CHILD_ENV as CHILD_ENV,
-    CallbackID as CallbackID,
-    LogCallback as LogCallback,
+from brummer.process.manager import CHILD_ENV as CHILD_ENV, ProcessManager as ProcessManager
+from brummer.process.model import (
     Process as Process,
     ProcessInfo as ProcessInfo,
-    ProcessManager as ProcessManager,
     ProcessStatus as ProcessStatus,
     RestartPolicy as RestartPolicy,
 )

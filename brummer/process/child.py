@@ -56,9 +56,10 @@ this much silence (or after :data:`LINGER_MAX` in all); their output is still re
 LINGER_MAX = 5.0
 """Longest the exit report waits for pipes held open by grandchildren that keep writing."""
 
-PIPE_SIZE = 1024 * 1024
-"""Pipe capacity asked for (Linux ``F_SETPIPE_SZ``): the child writes ahead while the reader
-stores a batch. The kernel caps it at ``/proc/sys/fs/pipe-max-size``; 0 keeps the default."""
+PIPE_SIZE = 256 * 1024
+"""Capacity asked for the stdout pipe (Linux ``F_SETPIPE_SZ``; stderr keeps the default 64 KiB):
+the child writes ahead while the reader stores a batch. Kept moderate because Linux charges
+pipe capacity to the user (``/proc/sys/fs/pipe-user-pages-soft``); 0 keeps the default."""
 
 _POLL_WITHOUT_PIDFD = 0.05  # seconds between exit checks where os.pidfd_open is missing
 _ABANDON_POLL = 0.1  # seconds between checks of the abandon flag once the child has exited
@@ -206,10 +207,9 @@ class Child:
             close_fds=True,
             bufsize=0,
         )
-        for pipe in (self._popen.stdout, self._popen.stderr):
-            if pipe is not None and PIPE_SIZE:
-                with contextlib.suppress(OSError, AttributeError):
-                    fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        if self._popen.stdout is not None and PIPE_SIZE:
+            with contextlib.suppress(OSError, AttributeError):  # not Linux, or over the limit
+                fcntl.fcntl(self._popen.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
     @contract(ThreadSafety.ST)
     def watch(self) -> None:
@@ -370,8 +370,9 @@ class Child:
             if not self._exited.is_set():
                 self._returncode = popen.wait()
                 self._exited.set()
-            for fd in list(streams):
-                sel.unregister(fd)
+            for fd, (splitter, is_error) in list(streams.items()):
+                sel.unregister(fd)  # abandoned: what is buffered still goes out
+                self._deliver(splitter.flush(), is_error)
             sel.close()
             if pidfd is not None:
                 os.close(pidfd)
@@ -405,12 +406,15 @@ class Child:
             sel.unregister(fd)
             del streams[fd]
             lines = splitter.flush()
+        self._deliver(lines, is_error)
+        return bool(data)
+
+    def _deliver(self, lines: list[str], is_error: bool) -> None:
         if lines:
             try:
                 self._on_lines(lines, is_error)
             except Exception:
                 _log.exception("line handler of %s failed; reading goes on", self._name)
-        return bool(data)
 
     def _report_exit(self) -> None:
         code = self._returncode

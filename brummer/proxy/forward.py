@@ -19,6 +19,7 @@ import html
 import io
 import selectors
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
@@ -41,6 +42,7 @@ READ_CHUNK = 65536  # largest piece read from a socket at once
 MAX_HEAD_LINE = 65536  # longest status or header line accepted from an upstream
 MAX_HEADERS = 200  # most header lines accepted from an upstream
 MAX_IDLE_PER_ORIGIN = 64  # idle keep-alive connections kept per upstream origin
+FRESH_IDLE = 0.5  # seconds a pooled connection is reused without checking it is still open
 
 HOP_BY_HOP = frozenset(
     {
@@ -76,13 +78,14 @@ class UpstreamFailure(Exception):
 class _Conn:
     """One TCP connection to an upstream origin; owned by one thread at a time."""
 
-    __slots__ = ("origin", "rfile", "sock", "uses")
+    __slots__ = ("idle_since", "origin", "rfile", "sock", "uses")
 
     def __init__(self, origin: tuple[str, int], sock: socket.socket) -> None:
         self.origin = origin
         self.sock = sock
         self.rfile = cast(io.BufferedReader, sock.makefile("rb", buffering=READ_CHUNK))
         self.uses = 0
+        self.idle_since = 0.0
 
     def looks_dead(self) -> bool:
         """An idle keep-alive connection that is readable has been closed (or sent junk)."""
@@ -144,7 +147,9 @@ class UpstreamPool:
                 conn = idle.pop() if idle else None
             if conn is None:
                 break
-            if conn.looks_dead():
+            # A connection idle for a moment only is almost never closed yet (keep-alive
+            # timeouts are seconds); exchange() retries the rare one that was.
+            if time.monotonic() - conn.idle_since > FRESH_IDLE and conn.looks_dead():
                 self._discard(conn)
                 continue
             return conn, True
@@ -176,6 +181,7 @@ class UpstreamPool:
                 idle = self._idle.setdefault(conn.origin, [])
                 if not self._closed and conn in self._all and len(idle) < MAX_IDLE_PER_ORIGIN:
                     conn.uses += 1
+                    conn.idle_since = time.monotonic()
                     idle.append(conn)
                     return
         self._discard(conn)
@@ -257,7 +263,7 @@ def request_headers(
     for key, value in environ.items():
         if key.startswith("HTTP_"):
             name = key[5:].replace("_", "-").lower()
-            if name in HOP_BY_HOP or name in connection_named or name == "host":
+            if name in HOP_BY_HOP or name in connection_named or name in {"host", "expect"}:
                 continue
             if name == "x-forwarded-for":
                 forwarded_for = value

@@ -29,6 +29,7 @@ from brummer.contracts import Cleanup, ThreadSafety, TSLock, contract
 from brummer.errors import BrummerError, ErrorCode
 
 __all__ = [
+    "BROWSER_LOG_RULES",
     "ERROR_EVENT_TYPES",
     "MAX_TELEMETRY_BODY",
     "MONITOR_PATH",
@@ -55,6 +56,36 @@ ERROR_EVENT_TYPES = frozenset(
     {"javascript_error", "unhandled_rejection", "network_error", "resource_error"}
 )
 _MARKER = MONITOR_PATH.encode()
+
+# Detection rules (brummer.logs rules.toml shape) for the lines browser_log_lines() makes:
+# they tag them "browser" and open an error group per browser error, with its stack.
+# Pass them to LogStore(extra_rules=BROWSER_LOG_RULES) (or add them to rules.toml).
+BROWSER_LOG_RULES: Mapping[str, Any] = MappingProxyType(
+    {
+        "tag": [
+            {
+                "name": "browser",
+                "triggers": ["[browser]"],
+                "pattern": r"^\[browser\] ",
+                "tags": ["browser"],
+            }
+        ],
+        "error": [
+            {
+                "name": "browser-error",
+                "triggers": ["[browser]"],
+                "pattern": (
+                    r"^\[browser\] (?:Uncaught |Unhandled promise rejection: |console\.error: "
+                    r"|Request failed: |Failed to load resource: )"
+                    r"(?:(?P<kind>(?:[A-Z]\w*?)?(?:Error|Exception)): )?(?P<message>.*)$"
+                ),
+                "kind": "BrowserError",
+                "language": "javascript",
+                "style": "stack",
+            }
+        ],
+    }
+)
 
 
 @contract(ThreadSafety.TS)

@@ -86,7 +86,8 @@ def tmux() -> Iterator[Tmux]:
         session("kill-server", check=False)
 
 
-def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
+def start_brummer(tmux: Tmux, *args: str) -> int:
+    """Run ``python -m brummer --demo ARGS`` in a 120x40 tmux pane; return its pid."""
     command = [
         sys.executable,
         "-m",
@@ -96,6 +97,7 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
         str(free_port()),
         "--proxy-port",
         str(free_port()),
+        *args,
     ]
     env = {"PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
@@ -113,7 +115,22 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
         f"exec env {exports} {shlex.join(command)}",
     )
     tmux("set-option", "-t", "main", "remain-on-exit", "on")
-    brummer_pid = int(tmux("display-message", "-p", "-t", "main", "#{pane_pid}").strip())
+    return int(tmux("display-message", "-p", "-t", "main", "#{pane_pid}").strip())
+
+
+def pane_dead(tmux: Tmux) -> bool:
+    return tmux("display-message", "-p", "-t", "main", "#{pane_dead}", check=False).strip() == "1"
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
+    brummer_pid = start_brummer(tmux)
     seen_children: dict[int, psutil.Process] = {}
 
     def note_children() -> None:
@@ -164,14 +181,22 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
 
     # quit: brummer stops everything and exits
     tmux.keys("q")
-    assert wait_until(
-        lambda: (
-            tmux("display-message", "-p", "-t", "main", "#{pane_dead}", check=False).strip() == "1"
-        ),
-        timeout=30,
-    ), tmux.screen()
+    assert wait_until(lambda: pane_dead(tmux), timeout=30), tmux.screen()
     assert not psutil.pid_exists(brummer_pid) or (
         psutil.Process(brummer_pid).status() == psutil.STATUS_ZOMBIE
     )
     survivors = [p for p in seen_children.values() if alive(p)]
+    assert survivors == [], [cmdline(p) for p in survivors]
+
+
+def test_scripts_named_on_the_command_line_and_ctrl_c(tmux: Tmux) -> None:
+    brummer_pid = start_brummer(tmux, "watch", "dev")
+    screen = tmux.wait_for("compiled successfully")
+    assert "Logs: all processes" in screen
+    tmux.wait_for("Local:")
+    assert wait_until(lambda: len(descendants(brummer_pid)) >= 2, timeout=10)
+    children = descendants(brummer_pid)
+    tmux.keys("C-c")
+    assert wait_until(lambda: pane_dead(tmux), timeout=30), tmux.screen()
+    survivors = [p for p in children if alive(p)]
     assert survivors == [], [cmdline(p) for p in survivors]

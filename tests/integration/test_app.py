@@ -80,6 +80,21 @@ def test_runs_a_script_and_collects_its_lines(started: Brummer) -> None:
     assert failing.exit_code == 3
 
 
+def test_configured_restart_policy_is_applied(project: Path) -> None:
+    from brummer.config import RestartSettings
+
+    policy = RestartSettings(
+        mode="on-failure", max_restarts=2, backoff_initial=0.05, backoff_max=0.1
+    )
+    with Brummer(project, Config(no_mcp=True, no_proxy=True, restart={"fail": policy})) as app:
+        app.run("fail")
+        assert wait_until(lambda: lines_of(app).count("about to fail") == 3, timeout=20)
+        assert wait_until(
+            lambda: all(not p.is_running() for p in app.processes.get_all_processes()), timeout=10
+        )
+        assert len(app.processes.get_all_processes()) == 3
+
+
 def test_a_command_that_is_not_a_script_runs_in_the_shell(started: Brummer) -> None:
     proc = started.run("python3 -c \"print('ad hoc')\"")
     assert proc.name == "python3"
@@ -119,16 +134,33 @@ def test_start_is_all_or_nothing_when_the_proxy_port_is_taken(project: Path) -> 
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        app = Brummer(project, Config(no_mcp=True, proxy_port=port))
-        with pytest.raises(BrummerError):
+        config = Config(no_mcp=True).with_overrides("command line", proxy_port=port)
+        app = Brummer(project, config)
+        with pytest.raises(BrummerError) as info:
             app.start()
+        assert info.value.code is ErrorCode.RESOURCE_LIMIT
     assert app.processes is None
     assert app.events is None
     assert not app.is_running
     app.stop()
 
 
-def test_full_stack_with_proxy_and_mcp(project: Path) -> None:
+def test_a_busy_default_proxy_port_falls_back_to_a_free_one(project: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with Brummer(project, Config(no_mcp=True, proxy_port=port)) as app:
+            assert app.proxy.is_running
+            assert app.proxy.port != port
+
+
+def test_full_stack_with_proxy_and_mcp_announces_and_withdraws_the_instance(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from brummer.mcp.discovery import list_instances
+
+    monkeypatch.setenv("BRUMMER_STATE_DIR", str(tmp_path / "state"))
     config = Config(mcp_port=free_port(), proxy_port=free_port())
     with Brummer(project, config) as app:
         assert app.proxy is not None
@@ -136,6 +168,10 @@ def test_full_stack_with_proxy_and_mcp(project: Path) -> None:
         assert app.proxy.is_running
         url = str(app.mcp.url)
         assert url.endswith("/mcp")
+        (instance,) = list_instances()
+        assert instance.url == url
+        assert instance.directory == app.work_dir
+    assert list_instances() == []
 
 
 def test_missing_project_directory(tmp_path: Path) -> None:
@@ -242,5 +278,23 @@ def test_the_interface_over_the_real_container(project: Path) -> None:
         assert not proc.is_running()
         assert wait_until(lambda: "■ sleeper" in screen(), timeout=5)
         tui.execute("run fail")
+        assert tui.current == "logs"
+        assert wait_until(lambda: "about to fail" in screen(), timeout=15)
+        tui.keypress(size, "2")
         assert wait_until(lambda: "✗ fail" in screen(), timeout=15)
         assert "exit 3" in screen()
+
+
+def test_cli_in_process_with_a_config_that_is_not_toml(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brummer.cli import main
+
+    (project / ".brum.toml").write_text("stop_timeout = 2\nthis is not [toml\n")
+    code = main(["--no-tui", "--no-mcp", "--no-proxy", "-d", str(project), "hello", "fail"])
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert f"warning: {project / '.brum.toml'}:2: not valid TOML" in err
+    assert "Traceback" not in err
+    assert re.search(r"^\d\d:\d\d:\d\d hello \| hello from script$", out, re.MULTILINE)
+    assert re.search(r"^\d\d:\d\d:\d\d fail \| about to fail$", out, re.MULTILINE)

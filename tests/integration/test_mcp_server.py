@@ -6,22 +6,30 @@ here (the real one is exercised in test_mcp_sdk.py and the hub tests).
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
 import threading
+import types
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from brummer.errors import BrummerError, ErrorCode
 from brummer.events import Event, EventBus, EventType
 from brummer.logs import LogStore
 from brummer.mcp import MCPClient, MCPServer, discovery
+from brummer.proxy import ProxyServer, TelemetryEvent, TelemetrySession
 from tests.helpers import wait_until
 from tests.integration.mcp_support import FakeProcesses, Raw, SSEReader, sse_messages
 
@@ -79,6 +87,14 @@ def stack() -> Iterator[Stack]:
     s = Stack()
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[MCPServer]:
+    server = MCPServer(port=0, processes=FakeProcesses(), max_body=4096)
+    server.start()
+    yield server
+    server.stop()
 
 
 # ------------------------------------------------------------------------ lifecycle
@@ -698,3 +714,173 @@ def test_stdio_transport_speaks_only_protocol_on_stdout(tmp_path: Path) -> None:
     assert out[2]["error"]["code"] == -32700
     assert out[3]["result"]["isError"] is True
     assert out[4]["result"] == {}
+
+
+# ------------------------------------------------------------ proxy and telemetry
+
+
+class _Backend(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        code = 500 if "fail" in self.path else 200
+        self.send_response(code)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_proxy_requests_and_telemetry_tools_over_the_real_proxy() -> None:
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
+    serving = threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    proxy = ProxyServer(port=0)
+    proxy.start()
+    server = MCPServer(port=0, proxy=proxy)
+    server.start()
+    raw = Raw(server.port)
+    try:
+        front = proxy.register_url(f"http://127.0.0.1:{backend.server_address[1]}/", "web")
+        for path in ("ok", "fail"):
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(front + path, timeout=10).close()
+        assert wait_until(lambda: len(proxy.get_requests()) == 2)
+        raw.initialize()
+        everything = raw.call("proxy_requests", {"processName": "web"})["structuredContent"]
+        assert [r["status"] for r in everything["requests"]] == [200, 500]
+        failed = raw.call("proxy_requests", {"status": "error"})["structuredContent"]
+        assert [r["url"].rsplit("/", 1)[1] for r in failed["requests"]] == ["fail"]
+        now = datetime.now(UTC)
+        proxy.telemetry.add_session(
+            TelemetrySession(
+                id="tab-1",
+                process_name="web",
+                url=front,
+                user_agent="test",
+                started=now,
+                last_activity=now,
+                events=(
+                    TelemetryEvent("javascript_error", now, {"message": "x is undefined"}),
+                    TelemetryEvent("console", now, {"level": "log", "message": "hi"}),
+                    TelemetryEvent("page_load", now, {"load_ms": 12}),
+                ),
+            )
+        )
+        sessions = raw.call("telemetry_sessions", {"processName": "web"})["structuredContent"]
+        assert [s["id"] for s in sessions["sessions"]] == ["tab-1"]
+        assert raw.call("telemetry_sessions")["structuredContent"]["sessions"][0]["id"] == "tab-1"
+        errors = raw.call("telemetry_events", {"eventType": "error"})["structuredContent"]
+        assert [e["type"] for e in errors["events"]] == ["javascript_error"]
+        perf = raw.call("telemetry_events", {"eventType": "performance", "sessionId": "tab-1"})
+        assert [e["type"] for e in perf["structuredContent"]["events"]] == ["page_load"]
+        missing = raw.call("telemetry_events", {"sessionId": "nope"})
+        assert missing["isError"] is True
+        assert "NOT_FOUND" in missing["content"][0]["text"]
+        (content,) = raw.rpc("resources/read", {"uri": "telemetry://errors"}).json["result"][
+            "contents"
+        ]
+        assert "x is undefined" in content["text"]
+    finally:
+        raw.close()
+        server.stop()
+        proxy.stop()
+        backend.shutdown()
+        backend.server_close()
+        serving.join()
+
+
+# ------------------------------------------------------------ the container and fuzzing
+
+
+def test_server_takes_its_components_from_a_container(stack: Stack) -> None:
+    container = types.SimpleNamespace(
+        processes=stack.processes,
+        logs=stack.logs,
+        proxy=None,
+        events=stack.bus,
+        config=types.SimpleNamespace(command_run=True),
+        work_dir=str(Path.cwd()),
+    )
+    server = MCPServer(container, port=0, announce=False)
+    server.start()
+    raw = Raw(server.port)
+    try:
+        raw.initialize()
+        assert raw.call("scripts_list")["isError"] is False
+        assert raw.call("command_run", {"command": "true"})["isError"] is False
+        assert raw.call("proxy_requests")["isError"] is True
+    finally:
+        raw.close()
+        server.stop()
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_messages = st.fixed_dictionaries(
+    {},
+    optional={
+        "jsonrpc": st.sampled_from(["2.0", "1.0", 2]),
+        "id": st.integers() | st.text(max_size=5) | st.none(),
+        "method": st.sampled_from(["ping", "tools/call", "tools/list", "resources/read", "x"])
+        | st.text(max_size=10),
+        "params": _json_values,
+    },
+)
+
+
+@settings(max_examples=60)
+@given(
+    bodies=st.lists(
+        st.binary(max_size=40)
+        | _messages.map(lambda m: json.dumps(m).encode())
+        | st.lists(_messages, min_size=1, max_size=3).map(lambda m: json.dumps(m).encode()),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_fuzzed_bodies_get_http_answers_and_the_server_keeps_serving(
+    fuzz_server: MCPServer, bodies: list[bytes]
+) -> None:
+    raw = Raw(fuzz_server.port)
+    try:
+        raw.initialize("2025-03-26")
+        for body in bodies:
+            reply = raw.send("POST", body)
+            assert reply.status in (200, 202, 400), (body, reply)
+            if reply.body:
+                parsed = reply.json
+                items = parsed if isinstance(parsed, list) else [parsed]
+                assert all(item.get("jsonrpc") == "2.0" for item in items)
+        assert raw.rpc("ping").json["result"] == {}
+    finally:
+        raw.close()
+
+
+def test_concurrent_sessions_from_many_threads(stack: Stack) -> None:
+    errors: list[BaseException] = []
+
+    def session_life() -> None:
+        raw = Raw(stack.server.port)
+        try:
+            for _ in range(5):
+                raw.initialize()
+                assert raw.call("scripts_list")["isError"] is False
+                assert raw.send("DELETE").status == 200
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            raw.close()
+
+    threads = [threading.Thread(target=session_life) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert stack.server.session_ids() == []

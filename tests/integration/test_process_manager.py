@@ -1031,3 +1031,25 @@ def test_a_callback_may_stop_its_own_process(manager: ProcessManager) -> None:
     began = time.monotonic()
     assert proc.wait(10) is ProcessStatus.STOPPED
     assert time.monotonic() - began < 5
+
+
+def test_grandchild_in_its_own_session_is_found_by_the_tree_walk(
+    manager: ProcessManager, store: RecordingStore
+) -> None:
+    proc = manager.start_command(
+        "setsid",
+        PY,
+        py("""
+            import subprocess, sys, time
+            child = subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+            )
+            print(f"grandchild {child.pid}", flush=True)
+            time.sleep(60)
+        """),
+    )
+    assert wait_until(lambda: store.lines(proc.id))
+    grandchild = int(store.lines(proc.id)[0].split()[1])
+    assert os.getpgid(grandchild) != proc.pid  # not reachable through the process group
+    manager.stop_process(proc.id)
+    assert gone(grandchild)

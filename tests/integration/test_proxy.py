@@ -26,6 +26,7 @@ from brummer.errors import BrummerError, ErrorCode
 from brummer.events import Event, EventBus, EventType
 from brummer.logs import LogStore
 from brummer.proxy import ProxyServer
+from brummer.proxy.telemetry import BROWSER_LOG_RULES
 from tests.helpers import open_fd_count, wait_until
 from tests.integration.proxy_upstream import (
     RawUpstream,
@@ -527,6 +528,35 @@ def test_browser_errors_reach_telemetry_log_store_and_bus(upstream: Upstream) ->
         proxy.stop()
 
 
+def test_browser_errors_become_error_groups_in_the_real_log_store(upstream: Upstream) -> None:
+    store = LogStore(extra_rules=BROWSER_LOG_RULES)
+    proxy = ProxyServer(port=0, log_store=store)
+    proxy.start()
+    try:
+        base = proxy.register_url(upstream.url, "web", process_id="w2")
+        events = [
+            {
+                "type": "unhandled_rejection",
+                "data": {
+                    "message": "Error: no data",
+                    "stack": "Error: no data\n    at load (a.js:1:1)",
+                },
+            },
+            {"type": "console", "data": {"level": "warn", "message": "deprecated"}},
+        ]
+        body = json.dumps({"sessionId": "s2", "events": events}).encode()
+        assert post_telemetry(base, body) == 204
+        store.mark_process_exited("w2")  # closes the open error group
+        (group,) = store.get_error_groups()
+        assert (group.kind, group.process_name, group.message) == ("Error", "web", "no data")
+        assert group.lines[1] == "    at load (a.js:1:1)"
+        contents = [(e.content, "browser" in e.tags) for e in store.get_by_process("w2")]
+        assert ("[browser] console.warn: deprecated", True) in contents
+    finally:
+        proxy.stop()
+        store.close()
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
@@ -671,6 +701,37 @@ def test_start_is_idempotent_and_stop_releases_everything(upstream: Upstream) ->
     assert proxy.get_url_mappings() == []
     assert len(proxy.get_requests()) >= 1  # history survives stop
     assert wait_until(lambda: open_fd_count() <= fds_before + 2)
+
+
+def test_restart_after_stop_serves_again(upstream: Upstream) -> None:
+    proxy = ProxyServer(port=0)
+    for _ in range(2):
+        proxy.start()
+        try:
+            assert get(proxy.register_url(upstream.url, "web"), "/json")[0] == 200
+        finally:
+            proxy.stop()
+    assert wait_until(lambda: len(proxy.get_requests()) == 2)
+
+
+def test_http10_client_and_pipelined_requests(upstream: Upstream, proxy: ProxyServer) -> None:
+    base = proxy.register_url(upstream.url, "web")
+    port = urlsplit(base).port
+    assert port is not None
+    # HTTP/1.0 cannot take a chunked answer: the body is delimited by closing instead.
+    answer = raw_exchange(port, b"GET /chunked HTTP/1.0\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"chunked" not in head.lower()
+    assert body == b"".join(f"part-{i};".encode() for i in range(5))
+    # Two requests in one packet on a keep-alive connection: two answers, in order.
+    answer = raw_exchange(
+        port,
+        b"GET /echo?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /echo?n=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert answer.count(b"HTTP/1.1 200") == 2
+    assert answer.index(b'"n": "1"') < answer.index(b'"n": "2"')
 
 
 def test_requests_history_is_a_bounded_ring(upstream: Upstream) -> None:
@@ -843,7 +904,7 @@ def test_headless_chromium_error_reaches_telemetry_and_log_store(tmp_path: Any) 
     thread = threading.Thread(target=upstream.serve_forever, kwargs={"poll_interval": 0.02})
     thread.start()
     bus = EventBus(workers=1)
-    store = LogStore(event_bus=bus)
+    store = LogStore(event_bus=bus, extra_rules=BROWSER_LOG_RULES)
     telemetry_events: list[Event] = []
     bus.subscribe(EventType.TELEMETRY, telemetry_events.append)
     proxy = ProxyServer(port=0, event_bus=bus, log_store=store)
@@ -892,6 +953,12 @@ def test_headless_chromium_error_reaches_telemetry_and_log_store(tmp_path: Any) 
         line = next(e for e in store.get_errors() if "boom from the page" in e.content)
         assert (line.process_id, line.process_name, line.is_error) == ("w1", "web", True)
         assert line.content.startswith("[browser] Uncaught TypeError: boom from the page")
+        assert "browser" in line.tags
+        assert wait_until(
+            lambda: any(g.message.startswith("boom from") for g in store.get_error_groups())
+        )
+        group = next(g for g in store.get_error_groups() if g.message.startswith("boom from"))
+        assert (group.kind, group.process_id) == ("TypeError", "w1")
         assert wait_until(lambda: len(telemetry_events) >= 1)
         assert telemetry_events[0].process_id == "w1"
     finally:

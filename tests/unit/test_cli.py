@@ -104,6 +104,7 @@ def test_line_printer_format_plain_and_coloured() -> None:
     when = dt.datetime(2026, 1, 2, 3, 4, 5)
     plain = LinePrinter(io.StringIO(), None, colour=False)
     assert plain.format("dev", "hello\n", False, when) == "03:04:05 dev | hello"
+    assert plain.format("dev", "\x1b[32mgreen\x1b[0m", False, when) == "03:04:05 dev | green"
     colour = LinePrinter(io.StringIO(), None, colour=True)
     line = colour.format("dev", "oops", True, when)
     assert "\x1b[31moops\x1b[0m" in line

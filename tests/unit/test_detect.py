@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,15 @@ import pytest
 from hypothesis import given, strategies as st
 
 from brummer.errors import BrummerError, ErrorCode
-from brummer.logs import Detector, LogLevel, LogStore, detect_urls, load_rules, strip_ansi
+from brummer.logs import (
+    Detector,
+    LogLevel,
+    LogStore,
+    SearchQuery,
+    detect_urls,
+    load_rules,
+    strip_ansi,
+)
 
 
 class FakeBus:
@@ -458,3 +467,15 @@ def test_rules_file_errors(tmp_path: Path) -> None:
     with pytest.raises(BrummerError) as info:
         Detector(broken)
     assert info.value.code == ErrorCode.INVALID_ARGUMENT
+
+
+def test_binary_flood_is_stored_and_classified_without_error() -> None:
+    rng = random.Random(7)
+    garbage = bytes(rng.randrange(256) for _ in range(200_000)).decode("utf-8", "replace")
+    lines = garbage.split("\n")
+    store = LogStore(max_entries=100_000)
+    entries = store.add_lines("bin", "flood", lines)
+    assert [e.content for e in entries] == lines
+    with_nul = [e for e in entries if "\x00" in strip_ansi(e.content)]
+    assert with_nul
+    assert store.search(SearchQuery(text="\x00")) == with_nul

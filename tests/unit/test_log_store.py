@@ -237,31 +237,42 @@ def test_get_collapsed_counts_consecutive_duplicates() -> None:
 
 def test_get_since_store_wide_cursor() -> None:
     store = LogStore(max_entries=5)
-    assert store.get_since(0) == []
+    empty = store.get_since(0)
+    assert (list(empty), empty.next_cursor, empty.missed) == ([], 0, 0)
     store.add_lines("p", "n", ["1", "2", "3"])
     first = store.get_since(0, limit=2)
-    assert [e.content for e in first] == ["1", "2"]
-    cursor = 0 + len(first)
-    rest = store.get_since(cursor)
-    assert [e.content for e in rest] == ["3"]
-    cursor = store.cursor()
-    assert cursor == 3
-    store.add_lines("q", "m", ["4", "5", "6", "7"])  # evicts 1 and 2
-    assert [e.content for e in store.get_since(cursor)] == ["4", "5", "6", "7"]
-    assert [e.content for e in store.get_since(0)] == ["3", "4", "5", "6", "7"]
-    assert store.get_since(store.cursor()) == []
+    assert contents(list(first)) == ["1", "2"]
+    assert first.next_cursor == 2
+    rest = store.get_since(first.next_cursor)
+    assert contents(list(rest)) == ["3"]
+    assert rest.next_cursor == store.cursor() == 3
+    store.add_lines("q", "m", ["4", "5", "6", "7", "8", "9"])  # evicts 1 to 4
+    page = store.get_since(rest.next_cursor)
+    assert contents(list(page)) == ["5", "6", "7", "8", "9"]
+    assert page.missed == 1
+    assert page.next_cursor == 9
+    again = store.get_since(page.next_cursor)
+    assert (len(again), again.next_cursor, again.missed) == (0, 9, 0)
     assert codes(store.get_since, -1) == ErrorCode.INVALID_ARGUMENT
     assert codes(store.get_since, 0, limit=0) == ErrorCode.INVALID_ARGUMENT
 
 
 def test_get_since_per_process_seq_cursor() -> None:
-    store = LogStore()
+    store = LogStore(max_entries=4)
     store.add_lines("p", "n", ["a", "b", "c"])
     store.add("q", "m", "other")
     got = store.get_since(1, process_id="p")
     assert [(e.seq, e.content) for e in got] == [(2, "b"), (3, "c")]
-    assert store.get_since(3, process_id="p") == []
-    assert store.get_since(0, process_id="nobody") == []
+    assert got.next_cursor == 3
+    assert len(store.get_since(3, process_id="p")) == 0
+    store.add_lines("p", "n", ["d", "e", "f"])  # evicts a, b, c
+    later = store.get_since(3, process_id="p")
+    assert [(e.seq, e.content) for e in later] == [(4, "d"), (5, "e"), (6, "f")]
+    assert later.missed == 0
+    skipped = store.get_since(1, process_id="p")
+    assert skipped.missed == 2
+    assert skipped.next_cursor == 6
+    assert store.get_since(0, process_id="nobody").entries == ()
 
 
 # ---------------------------------------------------------------- search
@@ -492,3 +503,20 @@ def test_search_treats_a_newline_inside_a_line_as_a_space() -> None:
         "first\nsecond"
     ]
     assert store.search(SearchQuery(text="first\nsecond")) == []
+
+
+def test_store_follows_process_exits_on_a_real_bus() -> None:
+    bus = EventBus(workers=1)
+    try:
+        store = LogStore(event_bus=bus)
+        store.add_lines(
+            "p1", "web", ["on http://localhost:3000", "TypeError: x", "    at a.js:1:1"]
+        )
+        bus.publish(Event(type=EventType.PROCESS_EXITED, data={"exit_code": 1}, process_id="p1"))
+        assert wait_until(lambda: not store.get_urls()[0].active)
+        assert [g.id for g in store.get_error_groups()] == ["p1-err-1"]
+        store.close()
+        bus.publish(Event(type=EventType.PROCESS_EXITED, data={}, process_id="p1"))
+    finally:
+        bus.stop()
+    store.close()  # idempotent, also after the bus stopped

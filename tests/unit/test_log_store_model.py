@@ -133,7 +133,7 @@ class StoreMachine(RuleBasedStateMachine):
     def cursor_reads_the_tail(self) -> None:
         if not self.model:
             return
-        tail = self.store.get_since(self.store.cursor() - 1)
+        tail = list(self.store.get_since(self.store.cursor() - 1))
         assert [(e.process_id, e.content, e.seq) for e in tail] == self.model[-1:]
 
 

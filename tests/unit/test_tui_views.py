@@ -429,3 +429,16 @@ def test_save_writes_the_shown_lines_without_ansi(app: FakeApp, tmp_path: Path) 
     assert text.endswith(" dev | green line\n")
     assert "hidden" not in text
     assert "saved 1 shown log lines" in screen(tui)
+
+
+def test_click_puts_the_cursor_on_a_line(app: FakeApp) -> None:
+    for i in range(100):
+        app.logs.add("dev-1", "dev", f"line {i}")
+    tui = make(app, initial=("dev",))
+    view = logs_view(tui)
+    screen(tui)
+    # row 0 header, row 1 view info, rows 2.. log lines: the last 16 lines are 84..99
+    tui.top.mouse_event(SIZE, "mouse press", 1, 10, 2, True)
+    assert not view.follow
+    assert view.pane.cursor == 84
+    assert "paused" in screen(tui)

@@ -28,6 +28,7 @@ NAME_WIDTH = 12
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 _Row = tuple[bytes, list[tuple[Any, int]]]
+_Shown = list[tuple[int, _Row]]  # (line index, row) for each row on screen
 
 
 @contract(ThreadSafety.ST)
@@ -63,6 +64,7 @@ class LogLine:
             segments.append(("dim", f"  (x{self.count})"))
         return segments
 
+    @contract(ThreadSafety.ST)
     def rows(self, cols: int, search: re.Pattern[str] | None, wrap: bool) -> list[_Row]:
         """This line laid out in rows of ``cols`` columns (cached per width and search).
 
@@ -144,6 +146,7 @@ class LogPane(urwid.Widget):
         self.search: re.Pattern[str] | None = None
         self.empty_text = "no log lines yet"
         self._last_rows = 20
+        self._row_lines: list[int] = []  # line index of every row drawn last time
 
     @contract(ThreadSafety.ST)
     def changed(self) -> None:
@@ -183,15 +186,17 @@ class LogPane(urwid.Widget):
             return urwid.Filler(text, valign="top").render((cols, rows), False)
         if self.follow:
             self.cursor = len(self.lines) - 1
-            out = self._from_bottom(self.cursor, cols, rows, highlight=False)
+            shown = self._from_bottom(self.cursor, cols, rows, highlight=False)
         else:
             self.cursor = max(0, min(self.cursor, len(self.lines) - 1))
             self.top = max(0, min(self.top, self.cursor))
-            out, last_full = self._from_top(self.top, cols, rows)
+            shown, last_full = self._from_top(self.top, cols, rows)
             if self.cursor > last_full:
-                out = self._from_bottom(self.cursor, cols, rows, highlight=True)
+                shown = self._from_bottom(self.cursor, cols, rows, highlight=True)
             else:
-                out, _ = self._from_top(self.top, cols, rows, highlight=True)
+                shown, _ = self._from_top(self.top, cols, rows, highlight=True)
+        self._row_lines = [index for index, _ in shown]
+        out = [row for _, row in shown]
         while len(out) < rows:
             out.append((b" " * cols, [(None, cols)]))
         texts = [row[0] for row in out]
@@ -211,24 +216,23 @@ class LogPane(urwid.Widget):
             ]
         return rows
 
-    def _from_bottom(self, index: int, cols: int, rows: int, *, highlight: bool) -> list[_Row]:
-        out: list[_Row] = []
+    def _from_bottom(self, index: int, cols: int, rows: int, *, highlight: bool) -> _Shown:
+        out: _Shown = []
         first = index
         while first >= 0 and len(out) < rows:
-            out[:0] = self._rows_of(first, cols, highlight)
+            out[:0] = [(first, row) for row in self._rows_of(first, cols, highlight)]
             first -= 1
         self.top = first + 1
         return out[-rows:]
 
     def _from_top(
         self, index: int, cols: int, rows: int, *, highlight: bool = False
-    ) -> tuple[list[_Row], int]:
-        out: list[_Row] = []
+    ) -> tuple[_Shown, int]:
+        out: _Shown = []
         last_full = index - 1
         position = index
         while position < len(self.lines) and len(out) < rows:
-            line_rows = self._rows_of(position, cols, highlight)
-            out += line_rows
+            out += [(position, row) for row in self._rows_of(position, cols, highlight)]
             if len(out) <= rows:
                 last_full = position
             position += 1
@@ -250,6 +254,27 @@ class LogPane(urwid.Widget):
         if delta > 0 and self.at_bottom():
             self.follow = True
         self._invalidate()
+
+    @contract(ThreadSafety.ST)
+    def mouse_event(  # type: ignore[override]
+        self, size: tuple[int, int], event: str, button: int, col: int, row: int, focus: bool
+    ) -> bool:
+        """Click puts the cursor on a line (and pauses follow); the wheel scrolls.
+
+        Thread safety: ST.
+        """
+        if event != "mouse press":
+            return False
+        if button in (4, 5):
+            self.move(-3 if button == 4 else 3)
+            return True
+        if button == 1 and 0 <= row < len(self._row_lines):
+            self.follow = False
+            self.set_cursor(self._row_lines[row])
+            if self.at_bottom():
+                self.follow = True
+            return True
+        return False
 
     @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, int], key: str) -> str | None:  # type: ignore[override]

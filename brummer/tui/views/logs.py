@@ -62,13 +62,15 @@ class LogsView(View):
 
     # ------------------------------------------------------------------ data
 
-    def _snapshot(self) -> Any:
+    def _snapshot(self) -> list[Any]:
         logs = getattr(self.host.app, "logs", None)
         if logs is None:
             return []
         if self.process_id is None:
-            return logs.get_all()  # already a fresh list: a snapshot, never live state
-        return logs.get_by_process(self.process_id)
+            entries: list[Any] = logs.get_all()  # a fresh list already: no second copy
+        else:
+            entries = logs.get_by_process(self.process_id)
+        return entries
 
     def _read_new(self) -> list[Any] | None:
         """Entries added since the last refresh; None when the view must be rebuilt.
@@ -366,8 +368,6 @@ class LogsView(View):
 
         Thread safety: ST.
         """
-        if event == "mouse press" and button in (4, 5):
-            self.pane.move(-3 if button == 4 else 3)
-            self._update_info()
-            return True
-        return bool(super().mouse_event(size, event, button, col, row, focus))
+        handled = bool(super().mouse_event(size, event, button, col, row, focus))
+        self._update_info()
+        return handled
