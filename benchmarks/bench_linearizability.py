@@ -126,7 +126,20 @@ def main() -> None:
         victim.call,
         victim.ret,
     )
-    measure("synthetic 300 ops, one stale read (+ shrinking)", broken, 20)
+    measure("synthetic 300 ops, one phantom read", broken, 20)
+    stale = stretched_history(300, 1, 20)
+    reads = [i for i, op in enumerate(stale) if op.name == "get_by_process" and op.result]
+    victim = stale[reads[len(reads) // 2]]
+    stale[victim.id] = Operation(
+        victim.id,
+        victim.client,
+        victim.name,
+        victim.args,
+        victim.result[:-1],
+        victim.call,
+        victim.ret,
+    )
+    measure("synthetic 300 ops, overlap 1, one stale read", stale, 20)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """brummer: a development process manager and a library with explicit concurrency contracts.
 
-Everything in API.md is importable from here; see README.md for a tour.
+Every name of ``API.md`` is importable from here (the test doubles and conformance suites
+live in :mod:`brummer.testing`). See README.md for a tour.
 """
 
+from brummer.app import Brummer as Brummer
+from brummer.config import Config as Config
 from brummer.contracts import (
     BLOCKING as BLOCKING,
     NON_BLOCKING as NON_BLOCKING,
@@ -18,5 +21,124 @@ from brummer.contracts import (
     lock_for as lock_for,
 )
 from brummer.errors import BrummerError as BrummerError, ErrorCode as ErrorCode
+from brummer.events import (
+    Backpressure as Backpressure,
+    Event as Event,
+    EventBus as EventBus,
+    EventBusMetrics as EventBusMetrics,
+    EventType as EventType,
+    SubscriptionID as SubscriptionID,
+)
+from brummer.logs import (
+    ErrorGroup as ErrorGroup,
+    LogEntry as LogEntry,
+    LogEntryInput as LogEntryInput,
+    LogLevel as LogLevel,
+    LogStore as LogStore,
+    LogStoreMetrics as LogStoreMetrics,
+    SearchQuery as SearchQuery,
+    URLEntry as URLEntry,
+)
+from brummer.mcp import (
+    ConnectionInfo as ConnectionInfo,
+    ConnectionState as ConnectionState,
+    MCPClient as MCPClient,
+    MCPConnectionManager as MCPConnectionManager,
+    MCPServer as MCPServer,
+)
+from brummer.operations import (
+    Context as Context,
+    ContextualOperation as ContextualOperation,
+    OperationProgress as OperationProgress,
+)
+from brummer.pool import (
+    Job as Job,
+    PoolMetrics as PoolMetrics,
+    Priority as Priority,
+    WorkerPool as WorkerPool,
+)
+from brummer.process import (
+    CallbackID as CallbackID,
+    Process as Process,
+    ProcessInfo as ProcessInfo,
+    ProcessManager as ProcessManager,
+    ProcessStatus as ProcessStatus,
+    RestartPolicy as RestartPolicy,
+    Script as Script,
+)
+from brummer.proxy import (
+    HTTPRequest as HTTPRequest,
+    ProxyMetrics as ProxyMetrics,
+    ProxyServer as ProxyServer,
+    TelemetryStore as TelemetryStore,
+    URLMapping as URLMapping,
+)
+from brummer.resources import (
+    ResourceHandle as ResourceHandle,
+    ResourceManager as ResourceManager,
+    ResourceMetrics as ResourceMetrics,
+    ResourceType as ResourceType,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "BLOCKING",
+    "NON_BLOCKING",
+    "Backpressure",
+    "Brummer",
+    "BrummerError",
+    "CallbackID",
+    "Cleanup",
+    "Config",
+    "ConnectionInfo",
+    "ConnectionState",
+    "Context",
+    "ContextualOperation",
+    "Contract",
+    "ErrorCode",
+    "ErrorGroup",
+    "Event",
+    "EventBus",
+    "EventBusMetrics",
+    "EventType",
+    "HTTPRequest",
+    "Job",
+    "LockRequirement",
+    "LogEntry",
+    "LogEntryInput",
+    "LogLevel",
+    "LogStore",
+    "LogStoreMetrics",
+    "MCPClient",
+    "MCPConnectionManager",
+    "MCPServer",
+    "OperationProgress",
+    "PoolMetrics",
+    "Priority",
+    "Process",
+    "ProcessInfo",
+    "ProcessManager",
+    "ProcessStatus",
+    "ProxyMetrics",
+    "ProxyServer",
+    "RWLock",
+    "ResourceHandle",
+    "ResourceManager",
+    "ResourceMetrics",
+    "ResourceType",
+    "RestartPolicy",
+    "STGuard",
+    "Script",
+    "SearchQuery",
+    "TSLock",
+    "TelemetryStore",
+    "ThreadSafety",
+    "URLEntry",
+    "URLMapping",
+    "WorkerPool",
+    "__version__",
+    "contract",
+    "contract_of",
+    "lock_for",
+]

@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(format_settings(config))
         return EXIT_OK
     if args.mcp_config:
-        sys.stdout.write(mcp_config_snippets(config.mcp_port))
+        sys.stdout.write(mcp_config_snippets(_running_port(project) or config.mcp_port))
         return EXIT_OK
     for problem in config.problems:
         _err(f"warning: {problem}")
@@ -194,6 +194,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_tui and not use_tui:
         _err("not a terminal: running headless (same as --no-tui)")
     return _run(project, config, list(args.targets), tui=use_tui)
+
+
+def _running_port(project: Path) -> int | None:
+    """The MCP port of a brummer already running for ``project`` (from discovery), if any."""
+    try:
+        from brummer.mcp.discovery import list_instances
+
+        directory = str(project.resolve())
+        ports = [i.port for i in list_instances(clean=False) if i.directory == directory]
+    except Exception:
+        return None
+    return ports[-1] if ports else None
 
 
 def _run_hub() -> int:
@@ -206,10 +218,14 @@ def _run_hub() -> int:
 
 
 class _Signals:
-    """SIGINT/SIGTERM/SIGHUP → ``on_stop`` the first time, ``on_escalate`` the second."""
+    """SIGINT/SIGTERM/SIGHUP → ``on_stop`` the first time, ``on_escalate`` the second.
+
+    Once shutdown has begun (``stopping``), the first signal already escalates.
+    """
 
     def __init__(self, on_stop: Callable[[], None], on_escalate: Callable[[], None]) -> None:
         self.count = 0
+        self.stopping = False  # set once shutdown has begun: then any signal escalates
         self._on_stop = on_stop
         self._on_escalate = on_escalate
         self._previous: dict[int, Any] = {}
@@ -227,7 +243,7 @@ class _Signals:
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.count += 1
-        if self.count == 1:
+        if self.count == 1 and not self.stopping:
             self._on_stop()
         else:
             self._on_escalate()
@@ -282,6 +298,7 @@ def _run(project: Path, config: Config, targets: list[str], *, tui: bool) -> int
         finally:
             if any(p.is_running() for p in app.processes.get_all_processes()):
                 _err("stopping every process…")
+            signals.stopping = True
             timeout = ESCALATED_STOP_TIMEOUT if escalated.is_set() else STOP_TIMEOUT
             app.stop(timeout=timeout)
     finally:
@@ -299,6 +316,9 @@ def _serve(
 ) -> int:
     if not tui:
         app.processes.register_log_callback(LinePrinter(sys.stdout, app))
+        with contextlib.suppress(Exception):
+            for problem in app.processes.script_problems():
+                _err(f"warning: {problem}")
     code = _start_targets(app, targets)
     if tui:
         from brummer.tui.app import run_tui

@@ -11,11 +11,19 @@ priorities and whose internals change between Python versions):
   ``BrummerError(RESOURCE_LIMIT, temporary=True)``;
 - threads are started lazily, never more than ``max_workers``;
 - a worker takes a batch of queued items per lock acquisition, and a submitter wakes a
-  worker only when one is idle and not already woken. This is what makes the pool several
-  times faster than ``ThreadPoolExecutor`` for small jobs (see ``benchmarks/bench_pool.py``).
-  A worker gives the rest of its batch back to the queue as soon as a higher-priority item
-  is waiting or the batch has run for more than :data:`BATCH_SLICE` seconds, so batching
-  never starves a priority level and slow jobs still spread over all workers.
+  worker only when one is idle and not already woken. While jobs are fast (mean run time
+  under :data:`FAST_JOB`) it does not even do that when another worker is busy and made
+  progress within :data:`BATCH_SLICE`: that worker reaches the item sooner than a woken
+  thread would. A delayed "kick" (on the watchdog thread, at most one armed at a time)
+  wakes idle workers or starts threads if the busy worker stalls on a job that blocks;
+- a worker gives the rest of its batch back to the queue as soon as a higher-priority item
+  is waiting or the batch has run for more than :data:`BATCH_SLICE`, and a worker about to
+  sleep first takes ("steals") items another worker claimed but has not started. So
+  batching never starves a priority level, slow jobs spread over all workers, and a job
+  that waits for a later job does not wait on an item parked in a busy worker's batch.
+
+Besides the workers (never more than ``max_workers``) the pool runs at most one more
+thread, ``<name>-watchdog``, started on first need, for per-job timeouts and kicks.
 
 Thread safety: TS. Every public method may be called from any thread, including from
 inside a job running on the pool.
@@ -541,7 +549,7 @@ class WorkerPool(Executor):
                 self._signalled += wake
                 self._not_empty.notify(wake)
             pending -= max(0, wake)
-            while pending > 0 and len(self._threads) < self._max_workers:
+            while pending > 0 and not self._stopping and len(self._threads) < self._max_workers:
                 self._spawn(None)
                 pending -= 1
 

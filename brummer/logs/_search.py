@@ -20,7 +20,7 @@ _LITERAL = _parser.LITERAL
 _SUBPATTERN = _parser.SUBPATTERN
 _BRANCH = _parser.BRANCH
 _MIN_LITERAL = 2
-_SEARCH_CHUNK = 8192  # keys joined per str.find pass of a search
+SEGMENT = 4096  # keys joined per str.find pass (and per cached blob in the store)
 _DENSE_FRACTION = 8  # a chunk where more than 1/8 of the lines match is matched line by line
 
 
@@ -51,15 +51,100 @@ def _required_literals(subpattern: Any) -> list[str] | None:
     return max(usable, key=lambda c: (min(map(len, c)), -len(c)))
 
 
-def matcher_for(query: SearchQuery) -> Callable[[list[str]], Iterable[object]] | None:
-    """A function mapping search keys to truthy/falsy match results.
+class Matcher:
+    """Matches search keys (lower-cased, ANSI-stripped, never holding a newline).
 
-    Keys are lower-cased, ANSI-stripped and never hold a newline. They are joined chunk by
-    chunk (lazily, so a ``limit`` stops early) and scanned with ``str.find``, which runs
-    at memory speed in C; only lines holding the text are looked at from Python. A chunk
-    where the text is common is matched line by line with ``map`` instead. A lower-case
-    regex needs no IGNORECASE (much faster); a regex whose every match must contain one
-    of some literals is located by those literals first and then matched on those lines.
+    ``match(keys)`` yields one truthy/falsy selector per key, lazily chunk by chunk (so
+    a ``limit`` stops early). When the text (or every match of the regex) must contain a
+    literal, ``literals`` is set and chunks are joined into one string scanned with
+    ``str.find`` at memory speed; only lines holding a literal are looked at from
+    Python, and a chunk where they are common is matched line by line instead.
+    ``segment(blob, part)`` does the same for one chunk whose joined text the caller
+    already has (the store caches them).
+    """
+
+    __slots__ = ("_dense", "line_by_line", "literals", "verify")
+
+    def __init__(
+        self,
+        literals: list[str] | None,
+        verify: Callable[[str], object],
+        line_by_line: Callable[[list[str]], Iterable[object]],
+    ) -> None:
+        self.literals = literals
+        self.verify = verify
+        self.line_by_line = line_by_line
+        self._dense = False  # once a chunk had many candidates, the rest goes line by line
+
+    def match(self, keys: list[str]) -> Iterable[object]:
+        if self.literals is None:
+            return self.line_by_line(keys)
+        chunks = (
+            self.segment(None, keys[start : start + SEGMENT])
+            for start in range(0, len(keys), SEGMENT)
+        )
+        return itertools.chain.from_iterable(chunks)
+
+    def segment(self, blob: str | None, part: list[str] | None) -> Iterable[object]:
+        """Selectors for one segment given as its joined text, its keys, or both."""
+        literals = self.literals
+        if literals is None or self._dense:
+            if part is None:
+                assert blob is not None
+                part = blob.split("\n")
+            return self.line_by_line(part)
+        if blob is None:
+            assert part is not None
+            blob = "\n".join(part)
+        lines = len(part) if part is not None else blob.count("\n") + 1
+        hits = bytearray(lines)
+        seen = bytearray(lines)
+        budget = lines // _DENSE_FRACTION  # more candidates: line by line is faster
+        verify = self.verify
+        for literal in literals:
+            pos = blob.find(literal)
+            line = 0
+            last = 0
+            while pos != -1:
+                line += blob.count("\n", last, pos)
+                end = blob.find("\n", pos)
+                if not seen[line]:
+                    seen[line] = 1
+                    budget -= 1
+                    if budget < 0:
+                        self._dense = True
+                        return self.line_by_line(part if part is not None else blob.split("\n"))
+                    if verify is _always:
+                        hits[line] = 1
+                    else:
+                        start = blob.rfind("\n", 0, pos) + 1
+                        text = (
+                            part[line]
+                            if part is not None
+                            else blob[start : end if end != -1 else None]
+                        )
+                        if verify(text):
+                            hits[line] = 1
+                if end == -1:
+                    break
+                last = end
+                pos = blob.find(literal, end + 1)
+        return hits
+
+
+def _always(_key: str) -> bool:
+    return True
+
+
+def matcher_for(query: SearchQuery) -> Matcher | None:
+    """The matcher for a query's text (None when the query has no text).
+
+    A substring is found with ``str.find``; a lower-case regex needs no IGNORECASE (much
+    faster); a regex whose every match must contain one of some literals is located by
+    those literals first and matched only on those lines.
+
+    Raises:
+        BrummerError: INVALID_ARGUMENT for a regex that does not compile.
     """
     text = query.text
     if not text:
@@ -67,18 +152,17 @@ def matcher_for(query: SearchQuery) -> Callable[[list[str]], Iterable[object]] |
     if not query.regex:
         needle = text.lower()
         if "\n" in needle:
-            return lambda keys: itertools.repeat(False, len(keys))
-        return lambda keys: map(operator.contains, keys, itertools.repeat(needle))
+            return Matcher(None, _always, lambda keys: itertools.repeat(False, len(keys)))
+        return Matcher(
+            [needle],
+            _always,
+            lambda keys: map(operator.contains, keys, itertools.repeat(needle)),
+        )
     try:
         flags = 0 if text == text.lower() else re.IGNORECASE
         search = re.compile(text, flags).search
         parsed = _parser.parse(text, flags)
-        # re already finds a literal prefix fast; prefilter only other patterns
-        literals = (
-            None
-            if parsed.data[:1] and parsed.data[0][0] is _LITERAL
-            else _required_literals(parsed)
-        )
+        literals = _required_literals(parsed)
     except re.error as exc:
         raise BrummerError(
             "logs",
@@ -90,50 +174,5 @@ def matcher_for(query: SearchQuery) -> Callable[[list[str]], Iterable[object]] |
     except RecursionError:  # absurdly nested pattern: no prefilter, plain matching
         literals = None
     if not literals or any("\n" in lit for lit in literals):
-        return lambda keys: map(search, keys)
-    return _chunked([lit.lower() for lit in literals], search, lambda part: map(search, part))
-
-
-def _chunked(
-    literals: list[str],
-    verify: Callable[[str], object],
-    line_by_line: Callable[[list[str]], Iterable[object]],
-) -> Callable[[list[str]], Iterable[object]]:
-    dense = False  # once a chunk had many candidates, the rest goes line by line
-
-    def chunk_hits(part: list[str]) -> Iterable[object]:
-        nonlocal dense
-        if dense:
-            return line_by_line(part)
-        blob = "\n".join(part)
-        hits = bytearray(len(part))
-        seen = bytearray(len(part))
-        budget = len(part) // _DENSE_FRACTION  # more candidates: line by line is faster
-        for literal in literals:
-            pos = blob.find(literal)
-            line = 0
-            last = 0
-            while pos != -1:
-                line += blob.count("\n", last, pos)
-                if not seen[line]:
-                    seen[line] = 1
-                    budget -= 1
-                    if budget < 0:
-                        dense = True
-                        return line_by_line(part)
-                    if verify(part[line]):
-                        hits[line] = 1
-                last = blob.find("\n", pos)
-                if last == -1:
-                    break
-                pos = blob.find(literal, last + 1)
-        return hits
-
-    def matcher(keys: list[str]) -> Iterable[object]:
-        chunks = (
-            chunk_hits(keys[start : start + _SEARCH_CHUNK])
-            for start in range(0, len(keys), _SEARCH_CHUNK)
-        )
-        return itertools.chain.from_iterable(chunks)
-
-    return matcher
+        return Matcher(None, search, lambda keys: map(search, keys))
+    return Matcher([lit.lower() for lit in literals], search, lambda keys: map(search, keys))

@@ -29,7 +29,8 @@ import attrs
 
 from brummer.contracts import NON_BLOCKING, Cleanup, ThreadSafety, contract
 from brummer.errors import BrummerError, ErrorCode
-from brummer.logs._search import matcher_for
+from brummer.logs._ring import Ring
+from brummer.logs._search import Matcher, matcher_for
 from brummer.logs.detect import STDERR_PRIORITY, Detector, Finding
 from brummer.logs.model import (
     CollapsedEntry,
@@ -137,9 +138,8 @@ class LogStore:
         self._detector = detector or Detector(extra_rules, max_groups=max_errors)
         # _lock guards everything below; never held while detecting or publishing.
         self._lock = threading.Lock()
-        self._ring: deque[LogEntry] = deque()
-        self._keys: deque[str] = deque()  # search key of each ring entry, same order
-        self._by_process: dict[str, _ProcessIndex] = {}
+        self._ring = Ring()  # entries and their search keys, in segments
+        self._by_process: dict[str, deque[LogEntry]] = {}
         self._last_seq: dict[str, int] = {}
         self._errors: deque[LogEntry] = deque(maxlen=max_errors)
         self._urls: OrderedDict[tuple[str, str], URLEntry] = OrderedDict()
@@ -301,13 +301,11 @@ class LogStore:
                         if scan.special[index].level >= LogLevel.ERROR:
                             self._errors.append(new[index])
                 self._last_seq[pid] = seq + n
-                self._ring.extend(new)
-                self._keys.extend(scan.keys)
+                self._ring.append(new, scan.keys)
                 process_index = self._by_process.get(pid)
                 if process_index is None:
-                    self._by_process[pid] = process_index = _ProcessIndex()
-                process_index.entries.extend(new)
-                process_index.keys.extend(scan.keys)
+                    self._by_process[pid] = process_index = deque()
+                process_index.extend(new)
                 for _, url, context in scan.urls:
                     self._record_url(pid, name, url, context, now, findings)
                 out.extend(new)
@@ -319,20 +317,15 @@ class LogStore:
 
     def _evict(self) -> None:
         """Drop the oldest entries beyond max_entries; O(1) each. Called with _lock held."""
-        ring = self._ring
-        overflow = len(ring) - self._max_entries
+        overflow = len(self._ring) - self._max_entries
         if overflow <= 0:
             return
         by_process = self._by_process
-        popleft = ring.popleft
-        popkey = self._keys.popleft
-        for _ in range(overflow):
-            pid = popleft()._meta[0]
-            popkey()
+        for entry in self._ring.evict(overflow):
+            pid = entry._meta[0]
             index = by_process[pid]
-            index.entries.popleft()
-            index.keys.popleft()
-            if not index.entries:
+            index.popleft()
+            if not index:
                 del by_process[pid]
         self._evicted_total += overflow
 
@@ -399,7 +392,7 @@ class LogStore:
         """
         with self._lock:
             index = self._by_process.get(process_id)
-            return list(index.entries) if index is not None else []
+            return list(index) if index is not None else []
 
     @contract(ThreadSafety.TS, timeout=0.1)
     def get_all(self) -> list[LogEntry]:
@@ -408,7 +401,7 @@ class LogStore:
         Thread safety: TS.
         """
         with self._lock:
-            return list(self._ring)
+            return self._ring.entries()
 
     @contract(ThreadSafety.TS, timeout=0.1)
     def get_errors(self) -> list[LogEntry]:
@@ -450,14 +443,14 @@ class LogStore:
                 last = self._last_seq.get(process_id, 0)
                 if index is None:
                     return CursorPage(entries=(), next_cursor=max(cursor, last), missed=0)
-                first = index.entries[0]._seq
-                source: deque[LogEntry] = index.entries
+                first = index[0]._seq
+                start = max(0, cursor + 1 - first)
+                entries = tuple(itertools.islice(index, start, start + limit))
             else:
                 last = self._added_total
                 first = last - len(self._ring) + 1
-                source = self._ring
-            start = max(0, cursor + 1 - first)
-            entries = tuple(itertools.islice(source, start, start + limit))
+                start = max(0, cursor + 1 - first)
+                entries = tuple(self._ring.entries(start, start + limit))
         missed = max(0, min(first, last + 1) - cursor - 1)
         return CursorPage(
             entries=entries,
@@ -489,24 +482,25 @@ class LogStore:
                 field of the wrong type.
         """
         limit, matcher, checks = self._prepare(query)
+        pid = query.process_id
+        if matcher is None:  # no text: filter a snapshot (of one process when asked)
+            with self._lock:
+                if pid is not None:
+                    index = self._by_process.get(pid)
+                    snap = list(index) if index is not None else []
+                else:
+                    snap = self._ring.entries()
+            return self._filter(snap, [], None, checks, limit)
+        if pid is not None:
+            checks.insert(0, lambda e: e._meta[0] == pid)
         with self._lock:
-            if query.process_id is not None:
-                index = self._by_process.get(query.process_id)
-                snap = list(index.entries) if index is not None else []
-                keys = list(index.keys) if index is not None and matcher is not None else []
-            else:
-                snap = list(self._ring)
-                keys = list(self._keys) if matcher is not None else []
-        return self._filter(snap, keys, matcher, checks, limit)
+            segments = self._ring.segments()
+        return _search_segments(segments, matcher, checks, limit)
 
     @staticmethod
     def _prepare(
         query: SearchQuery,
-    ) -> tuple[
-        int,
-        Callable[[list[str]], Iterable[object]] | None,
-        list[Callable[[LogEntry], bool]],
-    ]:
+    ) -> tuple[int, Matcher | None, list[Callable[[LogEntry], bool]]]:
         """Validate a query; return its limit, text matcher and per-entry checks."""
         if not isinstance(query, SearchQuery):
             raise _bad(
@@ -543,7 +537,7 @@ class LogStore:
     def _filter(
         snap: list[LogEntry],
         keys: list[str],
-        matcher: Callable[[list[str]], Iterable[object]] | None,
+        matcher: Matcher | None,
         checks: list[Callable[[LogEntry], bool]],
         limit: int,
     ) -> list[LogEntry]:
@@ -551,7 +545,7 @@ class LogStore:
         if not limit:
             found: Iterable[LogEntry] = snap
             if matcher is not None:
-                found = itertools.compress(snap, matcher(keys))
+                found = itertools.compress(snap, matcher.match(keys))
             for check in checks:
                 found = filter(check, found)
             return list(found)
@@ -559,7 +553,7 @@ class LogStore:
         keys.reverse()
         found = snap
         if matcher is not None:
-            found = itertools.compress(snap, matcher(keys))
+            found = itertools.compress(snap, matcher.match(keys))
         for check in checks:
             found = filter(check, found)
         result = list(itertools.islice(found, limit))
@@ -598,8 +592,8 @@ class LogStore:
             base = self._added_total - total
             end = total if before is None else max(0, min(before - base, total))
             start = max(0, end - max_scan)
-            snap = list(itertools.islice(self._ring, start, end))
-            keys = list(itertools.islice(self._keys, start, end)) if matcher is not None else []
+            snap = self._ring.entries(start, end)
+            keys = self._ring.keys(start, end) if matcher is not None else []
         if query.process_id is not None:
             pid = query.process_id
             checks.insert(0, lambda e: e._meta[0] == pid)
@@ -704,7 +698,6 @@ class LogStore:
         """
         with self._lock:
             self._ring.clear()
-            self._keys.clear()
             self._by_process.clear()
             self._errors.clear()
             self._urls.clear()
@@ -719,9 +712,12 @@ class LogStore:
         _check_str(process_id, "process_id")
         with self._lock:
             if self._by_process.pop(process_id, None) is not None:
-                keep = [e._meta[0] != process_id for e in self._ring]
-                self._ring = deque(itertools.compress(self._ring, keep))
-                self._keys = deque(itertools.compress(self._keys, keep))
+                entries = self._ring.entries()
+                keep = [e._meta[0] != process_id for e in entries]
+                self._ring.rebuild(
+                    list(itertools.compress(entries, keep)),
+                    list(itertools.compress(self._ring.keys(), keep)),
+                )
             self._errors = deque(
                 (e for e in self._errors if e._meta[0] != process_id), maxlen=self._errors.maxlen
             )
@@ -784,8 +780,8 @@ class LogStore:
                 for second, n in self._rate
                 if now_second - RATE_WINDOW_SECONDS <= second < now_second
             )
-            step = max(1, total // _MEMORY_SAMPLE)
-            sample = list(itertools.islice(self._ring, 0, None, step))
+            sample = self._ring.sample(_MEMORY_SAMPLE)
+            blob_chars = self._ring.blob_bytes()
             errors = len(self._errors)
             urls = len(self._urls)
             added, evicted = self._added_total, self._evicted_total
@@ -796,7 +792,7 @@ class LogStore:
             entries_per_sec=rate / RATE_WINDOW_SECONDS,
             error_count=errors,
             queue_depth=0,
-            memory_usage_mb=per_entry * total / 1e6,
+            memory_usage_mb=(per_entry * total + blob_chars) / 1e6,
             added_total=added,
             evicted_total=evicted,
             url_count=urls,
@@ -826,19 +822,47 @@ def _meta_for(
 
 
 def _entry_bytes(sample: list[LogEntry]) -> float:
-    """Average bytes one entry holds: object, seq, content, search key, 4 index pointers."""
+    """Average bytes of an entry's own objects: entry, seq, content, 2 index pointers."""
     total = 0
     for entry in sample:
         total += sys.getsizeof(entry) + sys.getsizeof(entry._seq)
-        total += 2 * sys.getsizeof(entry.content) + 4 * 8
+        total += sys.getsizeof(entry.content) + 2 * 8
     return total / len(sample)
 
 
-class _ProcessIndex:
-    """One process's entries and search keys, in store order (guarded by LogStore._lock)."""
+def _search_segments(
+    segments: list[tuple[Sequence[LogEntry], str | None, list[str] | None]],
+    matcher: Matcher,
+    checks: list[Callable[[LogEntry], bool]],
+    limit: int,
+) -> list[LogEntry]:
+    """Text search over the ring's segments (outside the lock), newest first with a limit.
 
-    __slots__ = ("entries", "keys")
-
-    def __init__(self) -> None:
-        self.entries: deque[LogEntry] = deque()
-        self.keys: deque[str] = deque()
+    A sealed segment's keys are one joined string, so a literal is found with
+    ``str.find`` over contiguous memory; only matching entries are touched.
+    """
+    result: list[LogEntry] = []
+    for entries, blob, keys in reversed(segments) if limit else segments:
+        selectors = matcher.segment(blob, keys)
+        found: Iterable[LogEntry]
+        if isinstance(selectors, bytearray):  # few hits: touch only the matching entries
+            hits = []
+            index = selectors.find(1)
+            while index != -1:
+                hits.append(index)
+                index = selectors.find(1, index + 1)
+            found = map(entries.__getitem__, hits)
+        else:
+            found = itertools.compress(entries, selectors)
+        for check in checks:
+            found = filter(check, found)
+        if not limit:
+            result.extend(found)
+            continue
+        result.extend(reversed(list(found)))
+        if len(result) >= limit:
+            break
+    if limit:
+        del result[limit:]
+        result.reverse()
+    return result

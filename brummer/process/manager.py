@@ -649,7 +649,7 @@ class ProcessManager:
         unjoined: list[str] = []
         for proc in procs:
             child = proc._child
-            if child is None:
+            if child is None or child.on_monitor_thread():  # cleanup from a log callback
                 continue
             child.abandon()
             if not child.join(max(0.0, deadline - time.monotonic())):

@@ -145,6 +145,15 @@ class KeepAliveHandler(WSGIRequestHandler):
             sock.setblocking(True)
         return sock, pending
 
+    def _drain_chunked(self, stream: Any) -> None:
+        # Closing with unread bytes makes the kernel send RST, which can destroy the response
+        # before the client reads it: read (briefly, boundedly) what the client still sends.
+        total = 0
+        with contextlib.suppress(OSError, ValueError):
+            self.connection.settimeout(0.5)
+            while total < DRAIN_LIMIT and (data := stream.read(65536)):
+                total += len(data)
+
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower().strip() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -242,6 +251,8 @@ class KeepAliveHandler(WSGIRequestHandler):
             if close is not None:
                 with contextlib.suppress(Exception):
                     close()
+        if body is None and not self.connection_taken:
+            self._drain_chunked(environ["wsgi.input"])
         if not keep_alive or self.connection_taken:
             self.close_connection = True
         elif body is not None and body.remaining:

@@ -75,6 +75,16 @@ def _wants_page(environ: Mapping[str, Any]) -> bool:
     return not accept or "text/html" in accept or "*/*" in accept
 
 
+def _read_upto(stream: Any, limit: int) -> bytes:
+    """Read a body of unknown length (chunked), stopping once it is over ``limit``."""
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit and (data := stream.read(65536)):
+        parts.append(data)
+        size += len(data)
+    return b"".join(parts)
+
+
 def _status_line(code: int) -> str:
     try:
         return f"{code} {HTTPStatus(code).phrase}"
@@ -313,7 +323,7 @@ class _Routes:
             return _simple(start_response, 413, b"telemetry post too large\n")
         stream = environ["wsgi.input"]
         try:
-            body = stream.read(MAX_TELEMETRY_BODY + 1) if declared is None else stream.read()
+            body = stream.read() if declared is not None else _read_upto(stream, MAX_TELEMETRY_BODY)
         except (OSError, ValueError):
             return _simple(start_response, 400, b"could not read the body\n")
         try:

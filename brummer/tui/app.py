@@ -154,6 +154,7 @@ class BrummerTUI:
         first = "logs" if initial else ("scripts" if scripts else "processes")
         self.switch_to(first)
         self.status("Tab switches views · : runs commands · ? help · q quits")
+        self._report_problems()
 
     # ------------------------------------------------------------------ host API
 
@@ -240,6 +241,18 @@ class BrummerTUI:
         flush = getattr(screen, "flush", None)
         if flush is not None:
             flush()
+
+    def _report_problems(self) -> None:
+        """Say at start-up what was wrong in .brum.toml files or in the project's scripts."""
+        problems = [str(p) for p in getattr(getattr(self.app, "config", None), "problems", ())]
+        processes = getattr(self.app, "processes", None)
+        script_problems = getattr(processes, "script_problems", None)
+        if script_problems is not None:
+            with contextlib.suppress(Exception):
+                problems += [str(p) for p in script_problems()]
+        if problems:
+            more = f" (+{len(problems) - 1} more, see 7 Settings)" if len(problems) > 1 else ""
+            self.status(f"{problems[0]}{more}", error=True)
 
     # ------------------------------------------------------------------ refresh
 

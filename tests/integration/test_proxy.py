@@ -528,6 +528,22 @@ def test_browser_errors_reach_telemetry_log_store_and_bus(upstream: Upstream) ->
         proxy.stop()
 
 
+def test_chunked_telemetry_post_is_read_whole_and_bounded(
+    upstream: Upstream, proxy: ProxyServer
+) -> None:
+    base = proxy.register_url(upstream.url, "web")
+    body = json.dumps({"sessionId": "c1", "events": [{"type": "page_load"}] * 50}).encode()
+    conn = connect(base)
+    pieces = [body[i : i + 100] for i in range(0, len(body), 100)]
+    conn.request("POST", "/__brummer__/telemetry", body=iter(pieces), encode_chunked=True)
+    assert conn.getresponse().status == 204
+    huge = iter([b"x" * 65536] * 6)
+    conn.request("POST", "/__brummer__/telemetry", body=huge, encode_chunked=True)
+    assert conn.getresponse().status == 413
+    conn.close()
+    assert len(proxy.telemetry.get_session("c1").events) == 50
+
+
 def test_browser_errors_become_error_groups_in_the_real_log_store(upstream: Upstream) -> None:
     store = LogStore(extra_rules=BROWSER_LOG_RULES)
     proxy = ProxyServer(port=0, log_store=store)
@@ -894,7 +910,7 @@ def _chromium() -> str | None:
 def test_headless_chromium_error_reaches_telemetry_and_log_store(tmp_path: Any) -> None:
     browser = _chromium()
     if browser is None:
-        pytest.skip("CHROMIUM IS NOT INSTALLED: the browser end-to-end test did not run")
+        pytest.fail("chromium is not installed: .ci/run installs it with apt-get (package chromium)")
 
     @Request.application  # type: ignore[arg-type]
     def page(request: Request) -> Response:
@@ -940,7 +956,7 @@ def test_headless_chromium_error_reaches_telemetry_and_log_store(tmp_path: Any) 
 
         if not wait_until(errors_arrived, timeout=45):
             if proc.poll() is not None:
-                pytest.skip(f"CHROMIUM CANNOT RUN HERE (exit code {proc.returncode})")
+                pytest.fail(f"chromium exited early (exit code {proc.returncode}) before the page reported")
             pytest.fail("the browser's error never reached the telemetry store")
         (session,) = proxy.telemetry.get_sessions_for_process("web")
         kinds = {e.type for e in session.events}

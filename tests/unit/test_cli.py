@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import re
 import threading
 from pathlib import Path
@@ -74,7 +75,10 @@ def test_settings_shows_each_source(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "bad_key: unknown key" in out
 
 
-def test_mcp_config_prints_snippets_for_three_clients(capsys: pytest.CaptureFixture[str]) -> None:
+def test_mcp_config_prints_snippets_for_three_clients(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRUMMER_STATE_DIR", str(tmp_path))
     assert main(["--mcp-config", "-p", "7999", "-d", str(demo_dir())]) == 0
     out = capsys.readouterr().out
     assert "claude mcp add --transport http brummer http://127.0.0.1:7999/mcp" in out
@@ -135,3 +139,24 @@ def test_line_printer_never_interleaves_lines_from_threads() -> None:
     assert len(lines) == 1800
     pattern = re.compile(r"\d\d:\d\d:\d\d name-p\d \| line \d+ x{50}")
     assert all(pattern.fullmatch(line) for line in lines)
+
+
+def test_mcp_config_uses_the_port_of_a_running_instance(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from brummer.mcp.discovery import InstanceInfo, write_instance
+
+    monkeypatch.setenv("BRUMMER_STATE_DIR", str(tmp_path))
+    project = demo_dir()
+    write_instance(
+        InstanceInfo(
+            id="demo-1",
+            name="demo",
+            directory=str(project.resolve()),
+            port=7805,
+            pid=os.getpid(),
+            started_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    assert main(["--mcp-config", "-d", str(project)]) == 0
+    assert "http://127.0.0.1:7805/mcp" in capsys.readouterr().out

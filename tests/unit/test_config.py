@@ -226,3 +226,14 @@ def test_os_environ_is_the_default_env(
     home, _, project = tree
     monkeypatch.setitem(os.environ, "BRUMMER_PROXY_MODE", "full")
     assert load_config(project, home=home).proxy_mode == "full"
+
+
+def test_unreadable_project_directory_is_a_permission_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tests run as root, for whom every directory is readable: make access() say no.
+    monkeypatch.setattr("brummer.config.os.access", lambda _path, _mode: False)
+    with pytest.raises(BrummerError) as info:
+        load_config(tmp_path, home=tmp_path, env={})
+    assert info.value.code is ErrorCode.PERMISSION
+    assert "not readable" in str(info.value)

@@ -211,13 +211,27 @@ def test_real_threads_on_a_correct_store_check_fast() -> None:
 
 
 def test_real_threads_on_a_broken_store_are_caught() -> None:
-    ops = drive(RacySeqStore(50), threads=4, per_thread=20)
+    store = RacySeqStore(50)
+    rec = HistoryRecorder()
+
+    def client(c: int) -> None:
+        # Both first adds go to process p and meet inside add(): they read the same seq.
+        for k in range(10):
+            rec.record(c, "add", ("p", f"{c}-{k}"), lambda k=k: store.add("p", f"{c}-{k}"))
+            rec.record(c, "get_by_process", ("p",), lambda: store.get_by_process("p"))
+
+    workers = [threading.Thread(target=client, args=(c,)) for c in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=10)
+    ops = rec.operations()
     result = check_history(LogStoreModel(50), ops)
     assert result.outcome is CheckOutcome.VIOLATION
     v = result.violation
     assert v is not None
     assert len(v.operations) < len(ops)
-    assert "add(" in v.report
+    assert "both given seq 1" in v.report
 
 
 def test_global_operations_keep_the_history_whole() -> None:
@@ -357,3 +371,39 @@ def test_histories_of_the_model_itself_always_check(script: list[tuple[str, str,
             ops.append(op(i, "clear_for_process", (pid,), None, call, call + 10))
         t += 5 if overlap else 20  # overlapping with the next one keeps it legal
     assert check_history(LogStoreModel(4), ops).ok
+
+
+def test_obvious_violations_are_found_without_searching() -> None:
+    model = LogStoreModel(10)
+    phantom = [
+        op(0, "add", ("p", "a"), ("p", "a", 1), 0, 10),
+        op(1, "get_by_process", ("p",), (("a", 1), ("ghost", 2)), 5, 15, client=1),
+    ]
+    result = check_history(model, phantom)
+    assert result.outcome is CheckOutcome.VIOLATION
+    assert result.steps == 0
+    assert result.violation is not None
+    assert [o.id for o in result.violation.operations] == [1]
+    assert "no add had begun to store" in result.violation.report
+    # Seen before its add began: also impossible.
+    early = [
+        op(0, "get_all", (), (("p", "a", 1),), 0, 5),
+        op(1, "add", ("p", "a"), ("p", "a", 1), 6, 9),
+    ]
+    assert check_history(model, early).outcome is CheckOutcome.VIOLATION
+    twice = [
+        op(0, "add", ("p", "a"), ("p", "a", 3), 0, 10),
+        op(
+            1,
+            "add_batch",
+            ((("q", "x"), ("p", "b")),),
+            (("q", "x", 1), ("p", "b", 3)),
+            0,
+            10,
+            client=1,
+        ),
+    ]
+    result = check_history(model, twice)
+    assert result.violation is not None
+    assert "both given seq 3" in result.violation.report
+    assert [o.id for o in result.violation.operations] == [0, 1]

@@ -520,3 +520,51 @@ def test_store_follows_process_exits_on_a_real_bus() -> None:
     finally:
         bus.stop()
     store.close()  # idempotent, also after the bus stopped
+
+
+def test_search_over_many_cached_segments_matches_brute_force() -> None:
+    import re
+
+    store = LogStore(max_entries=9_000)
+    red_error = " \x1b[31mERROR\x1b[0m"
+    lines = [
+        f"GET /api/{'orders' if i % 700 == 0 else 'users'}/{i} {500 if i % 700 == 0 else 200}"
+        f"{red_error if i % 333 == 0 else ''} in {i % 97} ms"
+        for i in range(13_000)
+    ]
+    for start in range(0, len(lines), 1000):
+        store.add_lines(f"p{start % 3}", "web", lines[start : start + 1000])
+    everything = store.get_all()
+
+    def brute(pattern: str, *, regex: bool, limit: int = 0) -> list[LogEntry]:
+        if regex:
+            rx = re.compile(pattern, re.IGNORECASE)
+            found = [e for e in everything if rx.search(e.plain)]
+        else:
+            found = [e for e in everything if pattern.lower() in e.plain]
+        return found[-limit:] if limit else found
+
+    for _ in range(2):  # the second round runs on cached segments
+        for text, regex in [
+            ("orders", False),
+            ("ERROR", False),
+            ("users/1", False),
+            ("nothing like this", False),
+            (r"(orders|error)/?\d*", True),
+            (r"\d+ ms$", True),
+            (r"500 (in|error)", True),
+        ]:
+            for limit in (0, 5, 500):
+                got = store.search(SearchQuery(text=text, regex=regex, limit=limit))
+                assert got == brute(text, regex=regex, limit=limit), (text, limit)
+    assert store.search(SearchQuery(text="orders", level=LogLevel.ERROR)) == [
+        e for e in brute("orders", regex=False) if e.level >= LogLevel.ERROR
+    ]
+    store.clear_for_process("p1")
+    everything = store.get_all()
+    assert store.search(SearchQuery(text="orders")) == brute("orders", regex=False)
+    store.add_lines("p1", "web", ["late orders line"])
+    everything = store.get_all()
+    assert store.search(SearchQuery(text="orders", limit=2)) == brute(
+        "orders", regex=False, limit=2
+    )

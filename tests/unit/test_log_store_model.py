@@ -9,7 +9,12 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from brummer.errors import BrummerError, ErrorCode
-from brummer.logs import LogEntryInput, LogStore, SearchQuery
+from brummer.logs import (
+    LogEntryInput,
+    LogStore,
+    SearchQuery,
+    _search as search_module,
+)
 
 CAPACITY = 12
 process_ids = st.sampled_from(["a", "b", "c"])
@@ -30,6 +35,10 @@ class StoreMachine(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
+        # tiny segments, so that sealed segments, partly evicted heads and the rebuild of
+        # clear_for_process are all exercised by a 12-entry store
+        self.saved_segment = search_module.SEGMENT
+        search_module.SEGMENT = 3
         self.store = LogStore(max_entries=CAPACITY)
         self.model: list[tuple[str, str, int]] = []  # (process_id, content, seq), oldest first
         self.last_seq: dict[str, int] = {}
@@ -93,11 +102,18 @@ class StoreMachine(RuleBasedStateMachine):
             want = want[-limit:]
         assert [(e.process_id, e.content, e.seq) for e in got] == want
 
-    @rule(text=st.sampled_from(["e", "^get", "r+o", "[0-9]+", "ok$", "(warn|ready)"]))
-    def search_regex(self, text: str) -> None:
+    @rule(
+        text=st.sampled_from(
+            ["e", "^get", "r+o", "[0-9]+", "ok$", "(warn|ready)", "x|rror", ".rr"]
+        ),
+        limit=st.integers(0, 3),
+    )
+    def search_regex(self, text: str, limit: int) -> None:
         rx = re.compile(text, re.IGNORECASE)
-        got = self.store.search(SearchQuery(text=text, regex=True))
+        got = self.store.search(SearchQuery(text=text, regex=True, limit=limit))
         want = [m for m in self.model if rx.search(plain(m[1]))]
+        if limit:
+            want = want[-limit:]
         assert [(e.process_id, e.content, e.seq) for e in got] == want
 
     @rule(text=words, step=st.integers(1, 7))
@@ -120,6 +136,10 @@ class StoreMachine(RuleBasedStateMachine):
         got = self.store.get_since(seq - 1, process_id=pid)
         want = [m for m in self.model if m[0] == pid and m[2] >= seq]
         assert [(e.process_id, e.content, e.seq) for e in got] == want
+
+    def teardown(self) -> None:
+        if hasattr(self, "saved_segment"):
+            search_module.SEGMENT = self.saved_segment
 
     @invariant()
     def same_as_model(self) -> None:

@@ -533,3 +533,57 @@ def test_concurrent_submitters_every_item_runs_exactly_once(
     assert metrics.queue_depth == (0, 0, 0)
     assert metrics.threads == 0
     assert 1 <= len(set(pool._threads)) <= workers
+
+
+@given(st.integers(min_value=1, max_value=4), st.integers(min_value=0, max_value=200))
+@settings(max_examples=10)
+def test_stop_racing_submitters_loses_no_accepted_item(workers: int, stop_after: int) -> None:
+    pool = WorkerPool(workers, queue_size=50, submit_timeout=10)
+    accepted: list[Future[int]] = []
+    refused: list[BrummerError] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+    submitted = [0]
+
+    def submitter() -> None:
+        barrier.wait(10)
+        for i in range(150):
+            try:
+                future = pool.submit(int, str(i))
+            except BrummerError as exc:
+                with lock:
+                    refused.append(exc)
+                return
+            with lock:
+                accepted.append(future)
+                submitted[0] += 1
+
+    threads = [threading.Thread(target=submitter) for _ in range(3)]
+    for t in threads:
+        t.start()
+    barrier.wait(10)
+    assert wait_until(lambda: submitted[0] >= min(stop_after, 450), timeout=10)
+    pool.stop(timeout=20)
+    for t in threads:
+        t.join(10)
+    assert all(f.done() and not f.cancelled() for f in accepted)
+    assert all(e.code is ErrorCode.INVALID_STATE for e in refused)
+    metrics = pool.metrics()
+    assert metrics.submitted == metrics.completed == len(accepted)
+    assert metrics.threads == 0
+
+
+def test_stop_from_the_callback_of_a_timed_out_job_does_not_deadlock() -> None:
+    pool = WorkerPool(2)
+    job = _EventJob("hang", timeout=0.05, block=True)
+    stopped = threading.Event()
+
+    def on_done(_: Future[object]) -> None:  # runs on the watchdog thread
+        pool.stop()
+        stopped.set()
+
+    pool.submit_job(job).add_done_callback(on_done)
+    assert stopped.wait(10)
+    job.release.set()
+    pool.stop(timeout=10)
+    assert pool.metrics().timed_out == 1

@@ -10,6 +10,7 @@ from datetime import UTC
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from brummer.errors import BrummerError, ErrorCode
 from brummer.operations import Context
@@ -273,3 +274,61 @@ def test_concurrent_acquirers_never_exceed_the_limit(amounts: list[int], limit: 
     assert metrics.in_use[FILES] == 0
     assert metrics.waiters[FILES] == 0
     assert max(amounts) <= metrics.peak[FILES] <= limit
+
+
+class ResourceMachine(RuleBasedStateMachine):
+    """The manager against a sequential model: acquire(timeout=0), release, double release."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.limits = {FILES: 5, ResourceType.MEMORY: 64}
+        self.manager = ResourceManager(self.limits)
+        self.model = dict.fromkeys(self.limits, 0)
+        self.peak = dict.fromkeys(self.limits, 0)
+        self.held: list[ResourceHandle] = []
+        self.released: list[ResourceHandle] = []
+
+    @rule(kind=st.sampled_from([FILES, ResourceType.MEMORY]), amount=st.integers(1, 64))
+    def acquire(self, kind: ResourceType, amount: int) -> None:
+        fits = self.model[kind] + amount <= self.limits[kind]
+        if amount > self.limits[kind]:
+            with pytest.raises(BrummerError) as info:
+                self.manager.acquire(kind, amount, timeout=0)
+            assert info.value.code is ErrorCode.INVALID_ARGUMENT
+        elif fits:
+            self.held.append(self.manager.acquire(kind, amount, timeout=0))
+            self.model[kind] += amount
+            self.peak[kind] = max(self.peak[kind], self.model[kind])
+        else:
+            with pytest.raises(BrummerError) as info:
+                self.manager.acquire(kind, amount, timeout=0)
+            assert info.value.code is ErrorCode.TIMEOUT
+
+    @precondition(lambda self: self.held)
+    @rule(index=st.integers(0, 100))
+    def release(self, index: int) -> None:
+        handle = self.held.pop(index % len(self.held))
+        handle.release()
+        self.model[handle.kind] -= handle.amount
+        self.released.append(handle)
+
+    @precondition(lambda self: self.released)
+    @rule(index=st.integers(0, 100))
+    def release_again(self, index: int) -> None:
+        handle = self.released[index % len(self.released)]
+        with pytest.raises(BrummerError) as info:
+            self.manager.release(handle)
+        assert info.value.code is ErrorCode.INVALID_STATE
+
+    @invariant()
+    def metrics_match_the_model(self) -> None:
+        metrics = self.manager.metrics()
+        for kind, limit in self.limits.items():
+            assert metrics.in_use[kind] == self.model[kind]
+            assert metrics.available[kind] == limit - self.model[kind]
+            assert metrics.peak[kind] == self.peak[kind]
+            assert metrics.waiters[kind] == 0
+
+
+TestResourceMachine = ResourceMachine.TestCase
+TestResourceMachine.settings = settings(max_examples=25, stateful_step_count=30)

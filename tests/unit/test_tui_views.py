@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given, strategies as st
 
@@ -351,14 +352,14 @@ def test_web_view_filters_requests(app: FakeApp) -> None:
 
 def test_settings_view_shows_ports_and_sources(app: FakeApp) -> None:
     app.config = app.config.with_overrides("command line", mcp_port=7788)
-    app.mcp = type("M", (), {"url": "http://127.0.0.1:7788/mcp"})()
+    app.mcp = type("M", (), {"url": "http://127.0.0.1:7790/mcp"})()  # fell back to 7790
     tui = make(app)
     press(tui, "7")
     text = screen(tui, (100, 60))
     assert "package manager  npm" in text
     assert "mcp_port         7788       ← command line" in text
-    assert "http://127.0.0.1:7788/mcp" in text
-    assert "claude mcp add" in text
+    assert "MCP              http://127.0.0.1:7790/mcp" in text
+    assert "claude mcp add --transport http brummer http://127.0.0.1:7790/mcp" in text
 
 
 def test_help_overlay_and_quit_ignores_later_keys(app: FakeApp) -> None:
@@ -442,3 +443,26 @@ def test_click_puts_the_cursor_on_a_line(app: FakeApp) -> None:
     assert not view.follow
     assert view.pane.cursor == 84
     assert "paused" in screen(tui)
+
+
+def test_workspace_scripts_run_by_their_key(app: FakeApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.test_tui_fakes import FakeScript
+
+    workspace = {"web:dev": FakeScript("dev", "vite", source="workspace")}
+    monkeypatch.setattr(app.processes, "scripts", lambda: workspace)
+    tui = make(app)
+    assert "web:dev" in screen(tui)
+    assert "workspace" in screen(tui)
+    press(tui, "enter")
+    assert app.ran == ["web:dev"]
+
+
+def test_configuration_problems_are_shown_at_start(app: FakeApp) -> None:
+    from brummer.config import ConfigProblem
+
+    problem = ConfigProblem("/p/.brum.toml", 3, "bogus", "unknown key")
+    app.config = attrs.evolve(app.config, problems=(problem, problem))
+    tui = make(app)
+    assert "/p/.brum.toml:3: bogus: unknown key (+1 more, see 7 Settings)" in screen(tui)
+    press(tui, "7")
+    assert "! /p/.brum.toml:3: bogus: unknown key" in screen(tui, (100, 60))

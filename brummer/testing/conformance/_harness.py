@@ -159,3 +159,12 @@ def expect_error(
     except Exception as exc:
         raise fail(f"{what}: expected BrummerError({code.value}), got {exc!r}") from exc
     raise fail(f"{what}: expected BrummerError({code.value}), but it succeeded")
+
+
+def undecided(what: str, operations: int, budget: float) -> ConformanceError:
+    """The failure for a history the checker could not decide within its budget."""
+    return fail(
+        f"{what}: the linearizability check of {operations} operations did not finish within "
+        f"{budget} s (too many overlapping operations to search); the run proves nothing. "
+        "Rerun with fewer clients or steps per client"
+    )

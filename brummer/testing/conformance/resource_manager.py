@@ -33,9 +33,15 @@ from brummer.testing.conformance._harness import (
     run_property,
     run_together,
     suite_settings,
+    undecided,
     wait_for,
 )
-from brummer.testing.linearizability import HistoryRecorder, ResourceModel, check_history
+from brummer.testing.linearizability import (
+    CheckOutcome,
+    HistoryRecorder,
+    ResourceModel,
+    check_history,
+)
 
 __all__ = ["check_resource_manager"]
 
@@ -125,6 +131,8 @@ def _scenario(
     with no_thread_leak("resource scenario"):
         run_together([client(c, steps) for c, steps in enumerate(clients)], what="resources")
     result = check_history(ResourceModel(limit_map), rec.operations(), time_budget=5.0)
+    if result.outcome is CheckOutcome.UNKNOWN:
+        raise undecided("resource history", len(rec), 5.0)
     if result.violation is not None:
         raise fail(
             "acquire/release are not linearizable (over-allocation or lost units)\n"

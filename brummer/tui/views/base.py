@@ -118,7 +118,7 @@ class Row(urwid.WidgetWrap[urwid.Widget]):
 
     @contract(ThreadSafety.ST)
     def selectable(self) -> bool:
-        """Selectable (urwid widget protocol).
+        """Selectable: the urwid widget protocol.
 
         Thread safety: ST.
         """
@@ -126,7 +126,7 @@ class Row(urwid.WidgetWrap[urwid.Widget]):
 
     @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
-        """Keypress (urwid widget protocol).
+        """Keypress: the urwid widget protocol.
 
         Thread safety: ST.
         """

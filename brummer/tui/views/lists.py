@@ -113,7 +113,7 @@ class ListView(View):
 
     @contract(ThreadSafety.ST)
     def refresh(self) -> None:
-        """Refresh (urwid widget protocol).
+        """Refresh: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -143,7 +143,7 @@ class ListView(View):
 
     @contract(ThreadSafety.ST)
     def search(self, text: str) -> None:
-        """Search (urwid widget protocol).
+        """Search: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -152,7 +152,7 @@ class ListView(View):
 
     @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
-        """Keypress (urwid widget protocol).
+        """Keypress: the urwid widget protocol.
 
         Thread safety: ST.
         """
@@ -165,7 +165,7 @@ class ListView(View):
     def mouse_event(
         self, size: tuple[int, ...], event: str, button: int, col: int, row: int, focus: bool
     ) -> bool | None:
-        """Mouse event (urwid widget protocol).
+        """Mouse event: the urwid widget protocol.
 
         Thread safety: ST.
         """
@@ -208,44 +208,47 @@ class ScriptsView(ListView):
 
     @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
-        """Items (urwid widget protocol).
+        """Items: overrides the base view (see there).
 
         Thread safety: ST.
         """
         processes = getattr(self.host.app, "processes", None)
         if processes is None:
             return ()
-        return sorted(processes.scripts().values(), key=lambda s: (_source_rank(s), s.name))
+        scripts = processes.scripts()
+        # (key, script): the key is what start_script takes ("<package>:<script>" for workspaces)
+        return sorted(scripts.items(), key=lambda kv: (_source_rank(kv[1]), kv[0]))
 
     @contract(ThreadSafety.ST)
     def key_of(self, item: Any) -> Any:
-        """Key of (urwid widget protocol).
+        """Key of: overrides the base view (see there).
 
         Thread safety: ST.
         """
-        return item.name
+        return item[0]
 
     @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
-        """Markup (urwid widget protocol).
+        """Markup: overrides the base view (see there).
 
         Thread safety: ST.
         """
-        source = str(getattr(item, "source", ""))
+        key, script = item
+        source = str(getattr(script, "source", ""))
         return [
-            ("name", f" {item.name:<24}"),
+            ("name", f" {key:<24}"),
             ("dim", f" {source:<12} "),
-            clean_text(str(item.command), 200),
+            clean_text(str(script.command), 200),
         ]
 
     @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
-        """Keypress (urwid widget protocol).
+        """Keypress: the urwid widget protocol.
 
         Thread safety: ST.
         """
         if key == "enter" and self.selected is not None:
-            name = self.selected.name
+            name = self.selected[0]
             self.host.background(lambda: self.host.app.run(name), f"started {name}")
             self.host.switch_to("logs", process_id=None)
             return None
@@ -283,7 +286,7 @@ class ProcessesView(ListView):
 
     @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
-        """Items (urwid widget protocol).
+        """Items: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -305,7 +308,7 @@ class ProcessesView(ListView):
 
     @contract(ThreadSafety.ST)
     def refresh(self) -> None:
-        """Refresh (urwid widget protocol).
+        """Refresh: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -314,7 +317,7 @@ class ProcessesView(ListView):
 
     @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
-        """Markup (urwid widget protocol).
+        """Markup: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -338,7 +341,7 @@ class ProcessesView(ListView):
 
     @contract(ThreadSafety.ST)
     def describe(self, item: Any) -> str:
-        """Describe (urwid widget protocol).
+        """Describe: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -346,7 +349,7 @@ class ProcessesView(ListView):
 
     @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
-        """Keypress (urwid widget protocol).
+        """Keypress: the urwid widget protocol.
 
         Thread safety: ST.
         """
@@ -449,7 +452,7 @@ class ErrorsView(ListView):
 
     @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
-        """Items (urwid widget protocol).
+        """Items: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -462,7 +465,7 @@ class ErrorsView(ListView):
 
     @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
-        """Markup (urwid widget protocol).
+        """Markup: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -477,7 +480,7 @@ class ErrorsView(ListView):
 
     @contract(ThreadSafety.ST)
     def describe(self, item: Any) -> str:
-        """Describe (urwid widget protocol).
+        """Describe: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -490,7 +493,7 @@ class ErrorsView(ListView):
 
     @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
-        """Keypress (urwid widget protocol).
+        """Keypress: the urwid widget protocol.
 
         Thread safety: ST.
         """
@@ -525,7 +528,7 @@ class URLsView(ListView):
 
     @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
-        """Items (urwid widget protocol).
+        """Items: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -536,7 +539,7 @@ class URLsView(ListView):
 
     @contract(ThreadSafety.ST)
     def key_of(self, item: Any) -> Any:
-        """Key of (urwid widget protocol).
+        """Key of: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -544,7 +547,7 @@ class URLsView(ListView):
 
     @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
-        """Markup (urwid widget protocol).
+        """Markup: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -553,7 +556,7 @@ class URLsView(ListView):
 
     @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
-        """Keypress (urwid widget protocol).
+        """Keypress: the urwid widget protocol.
 
         Thread safety: ST.
         """
@@ -615,7 +618,7 @@ class WebView(ListView):
 
     @contract(ThreadSafety.ST)
     def items(self) -> Sequence[Any]:
-        """Items (urwid widget protocol).
+        """Items: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -629,7 +632,7 @@ class WebView(ListView):
 
     @contract(ThreadSafety.ST)
     def heading(self, count: int) -> str:
-        """Heading (urwid widget protocol).
+        """Heading: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -639,7 +642,7 @@ class WebView(ListView):
 
     @contract(ThreadSafety.ST)
     def markup(self, item: Any) -> Any:
-        """Markup (urwid widget protocol).
+        """Markup: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -661,7 +664,7 @@ class WebView(ListView):
 
     @contract(ThreadSafety.ST)
     def describe(self, item: Any) -> str:
-        """Describe (urwid widget protocol).
+        """Describe: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -704,7 +707,7 @@ class WebView(ListView):
 
     @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
-        """Keypress (urwid widget protocol).
+        """Keypress: the urwid widget protocol.
 
         Thread safety: ST.
         """

@@ -25,6 +25,7 @@ from brummer.tui.views.base import local_time
 __all__ = ["LogLine", "LogPane"]
 
 NAME_WIDTH = 12
+MAX_PLAIN = 65_536
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 _Row = tuple[bytes, list[tuple[Any, int]]]
@@ -43,7 +44,8 @@ class LogLine:
     def __init__(self, entry: Any) -> None:
         self.entry = entry
         self.count = 1
-        self.plain = _ANSI.sub("", str(entry.content))
+        # Search and filters look at the first MAX_PLAIN characters: a 10 MB line costs once.
+        self.plain = _ANSI.sub("", str(entry.content)[:MAX_PLAIN])
         self._rows: tuple[Any, list[_Row]] | None = None
 
     def _segments(self, marker: bool) -> list[tuple[Any, str]]:

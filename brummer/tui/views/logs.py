@@ -218,7 +218,7 @@ class LogsView(View):
 
     @contract(ThreadSafety.ST)
     def on_show(self, **options: Any) -> None:
-        """On show (urwid widget protocol).
+        """On show: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -320,7 +320,7 @@ class LogsView(View):
 
     @contract(ThreadSafety.ST)
     def keypress(self, size: tuple[int, ...], key: str) -> str | None:
-        """Keypress (urwid widget protocol).
+        """Keypress: the urwid widget protocol.
 
         Thread safety: ST.
         """
@@ -364,7 +364,7 @@ class LogsView(View):
     def mouse_event(
         self, size: tuple[int, ...], event: str, button: int, col: int, row: int, focus: bool
     ) -> bool | None:
-        """Mouse event (urwid widget protocol).
+        """Mouse event: the urwid widget protocol.
 
         Thread safety: ST.
         """

@@ -6,6 +6,7 @@ Thread safety: ST. Loop thread only.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import urwid
 
@@ -33,7 +34,7 @@ class SettingsView(View):
 
     @contract(ThreadSafety.ST)
     def refresh(self) -> None:
-        """Refresh (urwid widget protocol).
+        """Refresh: overrides the base view (see there).
 
         Thread safety: ST.
         """
@@ -83,5 +84,6 @@ class SettingsView(View):
                 lines.append(("error", f"   ! {problem}"))
         if mcp is not None and config is not None:
             lines += ["", ("title", " Connect an MCP client")]
-            lines += [f"   {line}" for line in mcp_config_snippets(config.mcp_port).splitlines()]
+            port = urlsplit(str(getattr(mcp, "url", ""))).port or config.mcp_port
+            lines += [f"   {line}" for line in mcp_config_snippets(port).splitlines()]
         return lines
