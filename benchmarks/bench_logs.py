@@ -104,6 +104,12 @@ def bench_ingest() -> None:
     report("add_lines, plain lines, at capacity (100k, evicting)", at_cap, "lines/s")
     mixed = best_of(lambda: ingest(LogStore(max_entries=1_000_000), MIXED, calls))
     report("add_lines, 8% error/stack/warn/URL lines, below cap", mixed, "lines/s")
+    url_lines = [f"GET http://localhost:3000/api/users/{i} 200 in 12ms" for i in range(BATCH)]
+    report(
+        "add_lines, every line a request URL (worst case)",
+        best_of(lambda: ingest(LogStore(max_entries=1_000_000), url_lines, 50)),
+        "lines/s",
+    )
 
     inputs = [LogEntryInput("p1", "web", line) for line in PLAIN]
 
@@ -179,14 +185,16 @@ def memory_child(n: int) -> None:
     store = LogStore(max_entries=n)
     gc.collect()
     before = proc.memory_info().rss
-    start = time.perf_counter()
-    for _ in range(n // BATCH):
-        store.add_lines("p1", "web", MIXED)
-    elapsed = time.perf_counter() - start
+    elapsed = 0.0
+    for batch in range(n // BATCH):
+        lines = [f"{line} #{batch}" for line in MIXED]  # every entry its own string
+        start = time.perf_counter()
+        store.add_lines("p1", "web", lines)
+        elapsed += time.perf_counter() - start
     gc.collect()
     after = proc.memory_info().rss
     metrics = store.metrics()
-    avg_len = sum(map(len, MIXED)) / len(MIXED)
+    avg_len = sum(map(len, MIXED)) / len(MIXED) + 5
     print(
         f"{n:,} entries of {avg_len:.0f} chars: RSS {after / 1e6:.0f} MB total, "
         f"+{(after - before) / 1e6:.0f} MB for the entries = {(after - before) / n:.0f} bytes/entry "

@@ -100,6 +100,43 @@ def throughput(children: int) -> tuple[float, str]:
     return total / elapsed, kind
 
 
+class NullStore:
+    """Counts lines and stores nothing: shows what the process side alone costs."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, process_id: str, process_name: str, content: str, is_error: bool = False) -> Any:
+        self.count += 1
+
+    def add_batch(self, entries: Sequence[Any]) -> Any:
+        self.count += len(entries)
+
+    def add_lines(
+        self, process_id: str, process_name: str, lines: Sequence[str], is_error: bool
+    ) -> Any:
+        self.count += len(lines)
+
+
+def reader_ceiling() -> float:
+    """``cat`` of a prepared file into a store that does nothing: the reader is the bottleneck."""
+    total = LINES * 2
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work, "lines.txt")
+        path.write_text("".join(f"line {i} some text\n" for i in range(total)))
+        store = NullStore()
+        pm = ProcessManager(work, log_store=store)
+        try:
+            began = time.perf_counter()
+            proc = pm.start_command("cat", "cat", [str(path)])
+            assert proc.wait(120) is ProcessStatus.SUCCESS
+            elapsed = time.perf_counter() - began
+        finally:
+            pm.cleanup()
+    assert store.count == total
+    return total / elapsed
+
+
 def child_alone() -> float:
     began = time.perf_counter()
     subprocess.run([PY, "-c", CHILD], stdout=subprocess.DEVNULL, check=True)
@@ -234,6 +271,9 @@ def main() -> None:
     print(f"1 child  → store, end to end: {one:,.0f} lines/s ({one / base:.2f} x baseline)")
     ten, _ = throughput(10)
     print(f"10 children → store, total:   {ten:,.0f} lines/s")
+    print(
+        f"reader ceiling (cat of a file, store that does nothing): {reader_ceiling():,.0f} lines/s"
+    )
     delays = latency(1000 if QUICK else 2000)
     print(
         f"latency child flush → stored @1,000 lines/s: p50 {pct(delays, 0.5) * 1e3:.3f} ms, "

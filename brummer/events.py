@@ -701,9 +701,9 @@ class EventBus:
                 waiting = [lane for lane in full if lane.state == _READY]
                 if helping and waiting:  # a handler publishing: drain the lane, do not wait
                     self._ready.remove(waiting[0])
-                    self._deliver_lane_locked(waiting[0])
-                    continue
-                self._space.wait(left)
+                    self._deliver_lane_locked(waiting[0])  # releases the lock meanwhile
+                else:
+                    self._space.wait(left)
                 if self._state is not _State.RUNNING:
                     raise self._stopped_error("publish")
                 lanes = self._routes.get(event.type, self._route_all)

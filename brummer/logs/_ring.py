@@ -17,6 +17,8 @@ Thread safety: ST (guarded by the owning LogStore's lock).
 from __future__ import annotations
 
 import itertools
+import operator
+from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 
@@ -27,12 +29,24 @@ from brummer.logs.model import LogEntry
 class Segment:
     """Up to SEGMENT entries and their search keys (list while filling, blob once sealed)."""
 
-    __slots__ = ("blob", "entries", "keys")
+    __slots__ = ("blob", "entries", "keys", "starts")
 
     def __init__(self) -> None:
         self.entries: list[LogEntry] = []
         self.keys: list[str] | None = []
         self.blob: str | None = None
+        self.starts: array[int] | None = None  # offset of each line in blob, then len + 1
+
+    def seal(self) -> None:
+        """Join the keys into the blob (with line offsets) and drop the per-line strings."""
+        keys = self.keys
+        assert keys is not None
+        self.blob = "\n".join(keys)
+        self.starts = array(
+            "I",
+            itertools.accumulate(map(operator.add, map(len, keys), itertools.repeat(1)), initial=0),
+        )
+        self.keys = None
 
     def key_list(self) -> list[str]:
         """The per-line keys (split from the blob for a sealed segment)."""
@@ -68,8 +82,7 @@ class Ring:
             tail.keys.extend(keys[done : done + take])
             done += take
             if len(tail.entries) >= size:
-                tail.blob = "\n".join(tail.keys)
-                tail.keys = None
+                tail.seal()
                 self._segments.append(Segment())
         self._len += n
 
@@ -119,20 +132,22 @@ class Ring:
             hi = min(last - k * size, size)
             yield self._segments[k], lo, hi
 
-    def segments(self) -> list[tuple[Sequence[LogEntry], str | None, list[str] | None]]:
+    def segments(
+        self,
+    ) -> list[tuple[Sequence[LogEntry], str | None, list[str] | None, array[int] | None]]:
         """What a search needs, safe to read after the lock is released.
 
-        One ``(entries, blob, keys)`` per segment, oldest first; evicted entries of the
-        oldest segment are left out (its blob, if any, is then None and keys are given).
+        One ``(entries, blob, keys, starts)`` per segment, oldest first; evicted entries of
+        the oldest segment are left out (its blob, if any, is then None and keys are given).
         """
-        out: list[tuple[Sequence[LogEntry], str | None, list[str] | None]] = []
+        out: list[tuple[Sequence[LogEntry], str | None, list[str] | None, array[int] | None]] = []
         for k, segment in enumerate(self._segments):
             skip = self._head if k == 0 else 0
             if segment.blob is not None and not skip:
-                out.append((segment.entries, segment.blob, None))
+                out.append((segment.entries, segment.blob, None, segment.starts))
             else:
                 keys = segment.key_list()[skip:]
-                out.append((segment.entries[skip : skip + len(keys)], None, list(keys)))
+                out.append((segment.entries[skip : skip + len(keys)], None, list(keys), None))
         if out and not out[-1][0]:
             out.pop()
         return out

@@ -5,11 +5,12 @@ Thread safety: TS. Pure functions; the matchers they build hold no shared state.
 
 from __future__ import annotations
 
+import bisect
 import importlib
 import itertools
 import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from brummer.errors import BrummerError, ErrorCode
@@ -85,8 +86,14 @@ class Matcher:
         )
         return itertools.chain.from_iterable(chunks)
 
-    def segment(self, blob: str | None, part: list[str] | None) -> Iterable[object]:
-        """Selectors for one segment given as its joined text, its keys, or both."""
+    def segment(
+        self, blob: str | None, part: list[str] | None, starts: Sequence[int] | None = None
+    ) -> Iterable[object]:
+        """Selectors for one segment given as its joined text, its keys, or both.
+
+        ``starts`` (offset of each line in ``blob``, then ``len(blob) + 1``) lets a hit be
+        mapped to its line by bisection instead of counting newlines.
+        """
         literals = self.literals
         if literals is None or self._dense:
             if part is None:
@@ -96,39 +103,39 @@ class Matcher:
         if blob is None:
             assert part is not None
             blob = "\n".join(part)
-        lines = len(part) if part is not None else blob.count("\n") + 1
+        if starts is None:
+            starts = list(
+                itertools.accumulate(
+                    map(
+                        operator.add,
+                        map(len, blob.split("\n") if part is None else part),
+                        itertools.repeat(1),
+                    ),
+                    initial=0,
+                )
+            )
+        lines = len(starts) - 1
         hits = bytearray(lines)
         seen = bytearray(lines)
         budget = lines // _DENSE_FRACTION  # more candidates: line by line is faster
         verify = self.verify
         for literal in literals:
             pos = blob.find(literal)
-            line = 0
-            last = 0
             while pos != -1:
-                line += blob.count("\n", last, pos)
-                end = blob.find("\n", pos)
+                line = bisect.bisect_right(starts, pos) - 1
                 if not seen[line]:
                     seen[line] = 1
                     budget -= 1
                     if budget < 0:
                         self._dense = True
                         return self.line_by_line(part if part is not None else blob.split("\n"))
-                    if verify is _always:
+                    if verify is _always or verify(
+                        part[line]
+                        if part is not None
+                        else blob[starts[line] : starts[line + 1] - 1]
+                    ):
                         hits[line] = 1
-                    else:
-                        start = blob.rfind("\n", 0, pos) + 1
-                        text = (
-                            part[line]
-                            if part is not None
-                            else blob[start : end if end != -1 else None]
-                        )
-                        if verify(text):
-                            hits[line] = 1
-                if end == -1:
-                    break
-                last = end
-                pos = blob.find(literal, end + 1)
+                pos = blob.find(literal, starts[line + 1])
         return hits
 
 

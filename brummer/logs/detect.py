@@ -97,6 +97,14 @@ def detect_urls(text: str) -> list[str]:
 
 
 def _trim_url(url: str) -> str:
+    if (
+        url[-1] not in _URL_TRAILING
+        and url[-1] not in ")]}"
+        and "0.0.0.0" not in url
+        and "[::]" not in url
+        and "[::0]" not in url
+    ):
+        return url  # the common case: nothing to trim or rewrite
     while url:
         last = url[-1]
         unbalanced = last in ")]}" and url.count(_OPENER[last]) < url.count(last)
@@ -238,7 +246,12 @@ class Detector:
         self._settings = ruleset.settings
         self._rules = ruleset.rules
         self._max_groups = max_groups
-        self._continuations = tuple(r for r in ruleset.rules if r.section == "continuation")
+        continuations = [r for r in ruleset.rules if r.section == "continuation"]
+        # one alternation instead of one match() per rule; each keeps its own case flag
+        self._continuation = _alternation([r.pattern for r in continuations])
+        self._python_chain = _alternation(
+            [r.pattern for r in continuations if r.name == "python-chain"]
+        )
         by_trigger: dict[str, list[DetectionRule]] = {}
         for rule in ruleset.rules:
             for trigger in rule.triggers:
@@ -284,8 +297,12 @@ class Detector:
         blob = "\n".join(contents)
         if "\x1b" in blob:
             blob = _ANSI.sub("", blob)
-        lowered = blob.lower()
-        keys = lowered.split("\n")
+        if blob.isascii():
+            lowered = blob.lower()
+            keys = lowered.split("\n")
+        else:  # str.lower is slow on non-ASCII text: lower line by line (ASCII lines fast)
+            keys = list(map(str.lower, blob.split("\n")))
+            lowered = "\n".join(keys)
         if len(keys) != n:  # a content held "\n" itself (or n == 0): go line by line
             keys = [strip_ansi(c).lower().replace("\n", " ") for c in contents]
             lowered = "\n".join(keys)
@@ -412,10 +429,10 @@ class Detector:
 
     def _continues(self, group: _OpenGroup, text: str) -> bool:
         if group.style == "python":
-            return text[0].isspace() or any(
-                r.name == "python-chain" and r.pattern.match(text) for r in self._continuations
+            return text[0].isspace() or bool(
+                self._python_chain is not None and self._python_chain.match(text)
             )
-        return any(rule.pattern.match(text) for rule in self._continuations)
+        return self._continuation is not None and self._continuation.match(text) is not None
 
     def _append(self, group: _OpenGroup, text: str) -> None:
         group.lines.append(text[: self._settings.max_group_line_chars])
@@ -618,6 +635,34 @@ class Detector:
             for signature in [s for s in self._groups if s[0] == process_id]:
                 record = self._groups.pop(signature)
                 self._group_process.pop(record.id, None)
+
+
+def _alternation(patterns: list[re.Pattern[str]]) -> re.Pattern[str] | _AnyMatch | None:
+    """One regex matching where any of ``patterns`` matches (each keeps its case flag)."""
+    if not patterns:
+        return None
+    try:
+        return re.compile(
+            "|".join(f"(?{'i' if p.flags & re.IGNORECASE else '-i'}:{p.pattern})" for p in patterns)
+        )
+    except re.error:  # e.g. a user pattern with global inline flags: try them one by one
+        return _AnyMatch(patterns)
+
+
+class _AnyMatch:
+    """Fallback for :func:`_alternation`: ``match`` tries each pattern in turn."""
+
+    __slots__ = ("_patterns",)
+
+    def __init__(self, patterns: list[re.Pattern[str]]) -> None:
+        self._patterns = patterns
+
+    def match(self, text: str) -> re.Match[str] | None:
+        for pattern in self._patterns:
+            found = pattern.match(text)
+            if found:
+                return found
+        return None
 
 
 def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:

@@ -346,7 +346,7 @@ class SearchPage:
 @contract(ThreadSafety.TS)
 @attrs.frozen
 class URLEntry:
-    """A URL a process printed, deduplicated per process.
+    """A URL a process printed, deduplicated per process and origin.
 
     Thread safety: TS (immutable).
 

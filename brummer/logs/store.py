@@ -94,7 +94,8 @@ class LogStore:
     Thread safety: TS. Every public method may be called from any thread. Writers hold the
     lock only to number, append and evict; detection runs before, event publishing
     (``publish_async``, never blocking) after. Readers copy references under the lock and
-    filter outside it.
+    filter outside it; a text search copies only the list of segments (4,096 entries each,
+    their search text joined into one string) and scans them with ``str.find``.
 
     Args:
         max_entries: lines kept; the oldest go first when full (O(1) per line).
@@ -106,9 +107,11 @@ class LogStore:
         extra_rules: user detection rules (see :class:`~brummer.logs.detect.Detector`).
         follow_exits: when the bus can ``subscribe``, call :meth:`mark_process_exited` for
             every PROCESS_EXITED event it carries (unsubscribed again by :meth:`close`).
+            Off by default: the app and the process manager call it themselves.
 
     Raises:
-        BrummerError: INVALID_ARGUMENT for a limit that is not a positive int.
+        BrummerError: INVALID_ARGUMENT for a limit that is not a positive int, or for
+            both ``detector`` and ``extra_rules``; rule errors as in ``Detector``.
     """
 
     def __init__(
@@ -120,7 +123,7 @@ class LogStore:
         event_bus: EventSink | None = None,
         detector: Detector | None = None,
         extra_rules: str | Path | Any | None = None,
-        follow_exits: bool = True,
+        follow_exits: bool = False,
     ) -> None:
         for name, value in (
             ("max_entries", max_entries),
@@ -135,6 +138,11 @@ class LogStore:
         self._max_entries = max_entries
         self._max_urls = max_urls
         self._bus = event_bus
+        if detector is not None and extra_rules is not None:
+            raise _bad(
+                "pass either detector or extra_rules, not both",
+                "build the Detector with Detector(extra_rules=...) and pass only detector",
+            )
         self._detector = detector or Detector(extra_rules, max_groups=max_errors)
         # _lock guards everything below; never held while detecting or publishing.
         self._lock = threading.Lock()
@@ -349,8 +357,18 @@ class LogStore:
         now: datetime,
         findings: list[Finding],
     ) -> None:
-        key = (pid, url)
+        """Keep one URL per (process, origin); called with _lock held.
+
+        A dev server announces ``http://localhost:5173/`` once and may then log a request
+        line per URL it serves: those share the origin and only refresh nothing, so a
+        request log does not flood the URL list or the bus. The first URL seen for an
+        origin is the one listed (and proxied); a process that exited and prints the
+        origin again gets it back as active, with a new URL_DETECTED.
+        """
+        key = (pid, _origin(url))
         old = self._urls.get(key)
+        if old is not None and old.active:
+            return
         entry = URLEntry(
             url=url,
             process_id=pid,
@@ -360,14 +378,11 @@ class LogStore:
             proxy_url=old.proxy_url if old is not None else None,
         )
         self._urls[key] = entry
-        if old is None or not old.active:
-            findings.append(
-                Finding(
-                    "url.detected",
-                    pid,
-                    {"url": url, "process_name": name, "context": entry.context},
-                )
+        findings.append(
+            Finding(
+                "url.detected", pid, {"url": url, "process_name": name, "context": entry.context}
             )
+        )
         while len(self._urls) > self._max_urls:
             self._urls.popitem(last=False)
 
@@ -632,12 +647,14 @@ class LogStore:
 
     @contract(ThreadSafety.TS, timeout=0.1)
     def get_urls(self) -> list[URLEntry]:
-        """Detected URLs, one per (process, URL), in order of first detection.
+        """Detected URLs, one per process and origin (scheme, host, port), oldest first.
 
         Thread safety: TS.
 
-        URLs of exited processes stay listed with ``active=False`` (see
-        :meth:`mark_process_exited`).
+        The URL listed for an origin is the first one the process printed (its server
+        announcement, typically); later URLs of the same origin (request logs) add
+        nothing. URLs of exited processes stay listed with ``active=False`` (see
+        :meth:`mark_process_exited`) and come back active when printed again.
         """
         with self._lock:
             return list(self._urls.values())
@@ -666,7 +683,7 @@ class LogStore:
         if proxy_url is not None:
             _check_str(proxy_url, "proxy_url")
         with self._lock:
-            keys = [k for k in self._urls if k[1] == url]
+            keys = [k for k, entry in self._urls.items() if entry.url == url]
             for key in keys:
                 self._urls[key] = attrs.evolve(self._urls[key], proxy_url=proxy_url)
             return len(keys)
@@ -800,6 +817,17 @@ class LogStore:
         )
 
 
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL found by detection."""
+    scheme, _, rest = url.partition("://")
+    end = len(rest)
+    for sep in "/?#":
+        pos = rest.find(sep)
+        if pos != -1:
+            end = min(end, pos)
+    return f"{scheme}://{rest[:end]}"
+
+
 def _meta_for(
     cache: dict[Any, _Meta],
     pid: str,
@@ -831,7 +859,9 @@ def _entry_bytes(sample: list[LogEntry]) -> float:
 
 
 def _search_segments(
-    segments: list[tuple[Sequence[LogEntry], str | None, list[str] | None]],
+    segments: Sequence[
+        tuple[Sequence[LogEntry], str | None, list[str] | None, Sequence[int] | None]
+    ],
     matcher: Matcher,
     checks: list[Callable[[LogEntry], bool]],
     limit: int,
@@ -842,8 +872,8 @@ def _search_segments(
     ``str.find`` over contiguous memory; only matching entries are touched.
     """
     result: list[LogEntry] = []
-    for entries, blob, keys in reversed(segments) if limit else segments:
-        selectors = matcher.segment(blob, keys)
+    for entries, blob, keys, starts in reversed(segments) if limit else segments:
+        selectors = matcher.segment(blob, keys, starts)
         found: Iterable[LogEntry]
         if isinstance(selectors, bytearray):  # few hits: touch only the matching entries
             hits = []

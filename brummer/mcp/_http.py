@@ -43,7 +43,11 @@ class KeepAliveHandler(WSGIRequestHandler):
         with contextlib.suppress(OSError):  # small responses must not wait for delayed ACKs
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not self.owner.register_connection(self.connection, threading.current_thread()):
+            # The server is stopping and will not shut this socket down for us: do it now,
+            # or the first read waits for the client (up to IDLE_TIMEOUT).
             self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     def finish(self) -> None:
         try:

@@ -45,6 +45,7 @@ _CODE_FOR_RPC = {
 }
 _TOOL_ERROR = re.compile(r"^\[[^\]]+\] ([A-Z_]+):")
 MAX_IDLE = 8  # idle connections kept per client
+MAX_REPLY = 32 * 1024 * 1024  # bytes of one reply body (and of one notification line)
 
 
 @contract(ThreadSafety.TS, cleanup=Cleanup.MANUAL)
@@ -457,12 +458,23 @@ class MCPClient:
             elif conn.sock is not None:
                 conn.sock.settimeout(timeout)
             conn.timeout = timeout
+            deadline = time.monotonic() + timeout
+            response: http.client.HTTPResponse | None = None
             try:
                 conn.request(method, self._path, body=body, headers=self._headers())
                 response = conn.getresponse()
-                data = response.read()
+                data = _read_reply(response, deadline)
+            except _ReplyTooLarge as exc:
+                _discard(conn, response)
+                raise BrummerError(
+                    _COMPONENT,
+                    ErrorCode.RESOURCE_LIMIT,
+                    f"{self._url} sent a reply over {MAX_REPLY} bytes",
+                    hint="is this an MCP endpoint? check the URL (the port may be reused)",
+                    cause=exc,
+                ) from exc
             except TimeoutError as exc:
-                conn.close()
+                _discard(conn, response)
                 raise BrummerError(
                     _COMPONENT,
                     ErrorCode.TIMEOUT,
@@ -471,7 +483,7 @@ class MCPClient:
                     cause=exc,
                 ) from exc
             except (OSError, http.client.HTTPException) as exc:
-                conn.close()
+                _discard(conn, response)
                 if reused and attempt == 0:
                     continue  # the server closed an idle connection: retry on a fresh one
                 raise self._network_error(exc) from exc
@@ -514,6 +526,33 @@ class MCPClient:
         return BrummerError(_COMPONENT, ErrorCode.INVALID_STATE, message, hint="check the server")
 
 
+class _ReplyTooLarge(Exception):
+    pass
+
+
+def _discard(conn: http.client.HTTPConnection, response: http.client.HTTPResponse | None) -> None:
+    # A response that will close holds the socket's file open after conn.close(): close
+    # it too, or the descriptor (and the peer's connection) lives until garbage collection.
+    if response is not None:
+        with contextlib.suppress(Exception):
+            response.close()
+    conn.close()
+
+
+def _read_reply(response: http.client.HTTPResponse, deadline: float) -> bytes:
+    """The whole body, within the deadline (not just per read) and at most MAX_REPLY bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while data := response.read1(65536):
+        size += len(data)
+        if size > MAX_REPLY:
+            raise _ReplyTooLarge(f"more than {MAX_REPLY} bytes")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the reply did not end in time")
+        parts.append(data)
+    return b"".join(parts)
+
+
 def _sse_payloads(data: bytes) -> Iterator[Any]:
     for block in data.replace(b"\r\n", b"\n").split(b"\n\n"):
         lines = [line[5:].lstrip() for line in block.split(b"\n") if line.startswith(b"data:")]
@@ -524,9 +563,11 @@ def _sse_payloads(data: bytes) -> Iterator[Any]:
 def _sse_messages(response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
     data: list[bytes] = []
     while True:
-        line = response.readline()
+        line = response.readline(MAX_REPLY + 1)
         if not line:
             return
+        if len(line) > MAX_REPLY:
+            raise _ReplyTooLarge(f"a notification line over {MAX_REPLY} bytes")
         line = line.rstrip(b"\r\n")
         if not line:
             if data:

@@ -792,7 +792,7 @@ class MCPServer:
 
     def _check_origin(self, request: Request) -> Response | None:
         origin = request.headers.get("Origin")
-        if origin is not None and origin != "null":
+        if origin is not None:  # "null" (sandboxed frames, file: pages) is not local either
             host = urlsplit(origin).hostname or ""
             if host not in _LOCAL_HOSTS:
                 return _json_error(403, None, INVALID_REQUEST, f"Forbidden: Origin {origin!r}")
@@ -831,10 +831,14 @@ class MCPServer:
             )
         if request.mimetype != "application/json":
             return _json_error(415, None, INVALID_REQUEST, "Content-Type must be application/json")
-        request.max_content_length = self._max_body
+        # One byte over the limit: werkzeug stops a chunked body at the limit without an
+        # error, so a body that reaches limit + 1 is the only sign that it was too large.
+        request.max_content_length = self._max_body + 1
         try:
             body = request.get_data(cache=False)
         except RequestEntityTooLarge:
+            body = None
+        if body is None or len(body) > self._max_body:
             return _json_error(
                 413, None, INVALID_REQUEST, f"Request body over {self._max_body} bytes"
             )

@@ -9,8 +9,12 @@ The recipe (honcho's, hardened with the psutil "kill tree" notes):
    group with ``setsid``).
 3. Wait up to the grace period for the whole snapshot to be gone (a zombie counts as gone).
 4. SIGKILL the group and whatever is left; wait for it.
-5. Sweep once more: re-scan for members of the group and descendants of anything still
-   alive (children forked during the kill) and SIGKILL them.
+5. Sweep once more for processes forked during the kill (their pid is newer than the
+   snapshot; on Linux only those pids are read, from ``/proc/loadavg``'s last pid on) that
+   are in one of the tree's groups or children of a member, and SIGKILL them. Where that is
+   not possible (no /proc, pid wrap-around, survivors) the whole process table is re-scanned.
+
+POSIX only: Linux reads ``/proc`` directly; elsewhere psutil lists the processes.
 
 What it never does: signal a process that is not in a tree brummer started. There are no
 port sweeps and no name patterns. A process is signalled only after checking it is still
@@ -44,6 +48,8 @@ _PROC = "/proc"
 _GONE_STATES = frozenset("ZXx")
 _POLL_FIRST = 0.0002
 _POLL_MAX = 0.01
+_SWEEP_RANGE = 4096  # most new pids read one by one in the sweep before a full scan instead
+_SWEEP_SLACK = 32  # pids just before the snapshot, allocated but maybe not yet listed in /proc
 
 
 @contract(ThreadSafety.TS)
@@ -205,6 +211,46 @@ def _wait_gone(members: dict[int, float], deadline: float) -> dict[int, float]:
         delay = min(delay * 2, _POLL_MAX)
 
 
+def _last_pid() -> int | None:
+    """The most recently allocated pid (Linux ``/proc/loadavg``), or None."""
+    try:
+        fd = os.open(f"{_PROC}/loadavg", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return int(os.read(fd, 256).split()[4])
+    except (OSError, ValueError, IndexError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def _new_members(
+    first: int, last: int, members: dict[int, float], groups: set[int]
+) -> dict[int, float]:
+    """Processes created after the snapshot (pids up to ``last``, from just before ``first``)
+    that belong to the tree: children of a member (or of another such process) or members of
+    one of its groups."""
+    fresh = {
+        pid: stat
+        for pid in range(max(1, first - _SWEEP_SLACK), last + 1)
+        if pid not in members and (stat := _read_stat(pid))
+    }
+    known = set(members)
+    found: dict[int, float] = {}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, pgrp, state, start) in fresh.items():
+            if pid in found or state in _GONE_STATES:
+                continue
+            if ppid in known or pgrp in groups:
+                found[pid] = start
+                known.add(pid)
+                grew = True
+    return found
+
+
 @contract(ThreadSafety.TS)
 def tree_pids(target: KillTarget) -> list[int]:
     """The live pids of the tree of ``target`` (child, descendants, group members).
@@ -228,7 +274,12 @@ def kill_trees(targets: Sequence[KillTarget], grace: float) -> KillResult:
     """
     grace = check_timeout("process", grace, name="grace") or 0.0
     began = time.monotonic()
-    members, groups = _snapshot(targets, _scan())
+    first = _last_pid()  # read before the scan: anything forked later has a higher pid
+    table = _scan()
+    members, groups = _snapshot(targets, table)
+    own_group = os.getpgid(0)
+    member_groups = {table[pid][1] for pid in members} | set(groups)
+    member_groups.discard(own_group)
     terminated = tuple(sorted(members))
     _signal(members, groups, signal.SIGTERM)
     alive = _wait_gone(members, began + grace)
@@ -236,16 +287,26 @@ def kill_trees(targets: Sequence[KillTarget], grace: float) -> KillResult:
     if alive:
         _signal(alive, groups, signal.SIGKILL)
         alive = _wait_gone(alive, time.monotonic() + KILL_WAIT)
-    # Sweep: whatever joined the groups or was forked during the kill.
-    table = _scan()
-    late, late_groups = _snapshot(targets, table)
-    for pid in alive:
-        for extra_pid, start in _snapshot([KillTarget(pid)], table)[0].items():
-            late.setdefault(extra_pid, start)
-    if late:
-        killed.update(late)
-        _signal(late, late_groups, signal.SIGKILL)
-        alive = _wait_gone(late, time.monotonic() + KILL_WAIT)
+    # Sweep: whatever was forked during the kill. Only pids allocated since the snapshot can
+    # be new members, so on Linux only those are read; otherwise (or when pids wrapped
+    # around, or survivors need their descendants) /proc is scanned again.
+    last = _last_pid()
+    if not alive and first is not None and last is not None and 0 <= last - first <= _SWEEP_RANGE:
+        late = _new_members(first, last, members, member_groups)
+        if late:
+            killed.update(late)
+            _signal(late, groups, signal.SIGKILL)
+            alive = _wait_gone(late, time.monotonic() + KILL_WAIT)
+    else:
+        table = _scan()
+        late, late_groups = _snapshot(targets, table)
+        for pid in alive:
+            for extra_pid, start in _snapshot([KillTarget(pid)], table)[0].items():
+                late.setdefault(extra_pid, start)
+        if late:
+            killed.update(late)
+            _signal(late, late_groups, signal.SIGKILL)
+            alive = _wait_gone(late, time.monotonic() + KILL_WAIT)
     return KillResult(
         terminated=terminated,
         killed=tuple(sorted(killed)),

@@ -213,12 +213,14 @@ class KeepAliveHandler(WSGIRequestHandler):
                 elif http10:
                     lines.append("Connection: keep-alive")
                 head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-                if state["chunk"] and data:
+                if is_head:  # the headers of a GET, never its body (the proxy's own pages)
+                    self.wfile.write(head)
+                elif state["chunk"] and data:
                     self.wfile.write(head + b"%x\r\n%s\r\n" % (len(data), data))
                 else:
                     self.wfile.write(head + data)
                 return
-            if not data:
+            if not data or is_head:
                 return
             if state["chunk"]:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

@@ -345,10 +345,22 @@ class UpstreamResponse:
         lower = {name.lower(): value for name, value in headers}
         self.content_length: int | None = None
         self._chunked = "chunked" in lower.get("transfer-encoding", "").lower()
-        length = lower.get("content-length")
-        if length is not None and not self._chunked:
+        lengths = {
+            part.strip()
+            for name, value in headers
+            if name.lower() == "content-length"
+            for part in value.split(",")
+        }
+        if self._chunked:
+            # Transfer-Encoding wins (RFC 9112 §6.3); a Content-Length passed on beside the
+            # re-framed body would put the client's connection out of step.
+            self.headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+        elif len(lengths) > 1:
+            raise UpstreamFailure("reset", f"conflicting Content-Length values {sorted(lengths)}")
+        elif lengths:
+            (length,) = lengths
             try:
-                self.content_length = int(length.split(",")[0].strip())
+                self.content_length = int(length)
             except ValueError as exc:
                 raise UpstreamFailure("reset", f"bad Content-Length {length!r}") from exc
             if self.content_length < 0:
@@ -575,7 +587,9 @@ def exchange(
             raise UpstreamFailure("timeout", f"no answer within {timeout:g} s") from exc
         except UpstreamFailure as exc:
             pool.give_back(conn, reusable=False)
-            if reused and attempt + 1 < attempts and "without answering" in str(exc):
+            if reused and attempt + 1 < attempts and exc.kind == "reset":
+                # A pooled connection that closed meanwhile, or that holds bytes a broken
+                # earlier answer sent beyond its length: the request deserves a fresh one.
                 continue
             raise
         except ConnectionError as exc:

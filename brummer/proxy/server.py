@@ -52,6 +52,7 @@ CONTROL_PREFIX = "/__brummer__/"
 REVERSE_PORT_OFFSET = 1000  # reverse ports start at control port + 1000, as in Brummer
 PORT_ATTEMPTS = 200  # busy ports skipped before giving up on a reverse port
 POLL_INTERVAL = 0.05  # serve_forever poll; bounds how long stop() waits per port
+JOIN_TIMEOUT = 10.0  # seconds stop() waits for the connection threads of one port
 MAX_INJECT_BODY = 8 << 20  # HTML bodies larger than this are relayed without the monitor
 UPSTREAM_TIMEOUT = 120.0  # default wait for a response head (long-poll friendly)
 _log = logging.getLogger("brummer.proxy")
@@ -161,6 +162,7 @@ class _Site:
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()  # guards connections and stopping
         self.connections: set[socket.socket] = set()
+        self.threads: set[threading.Thread] = set()  # connection threads, joined by stop()
         self.stopping = False
 
     def opened(self, conn: socket.socket) -> None:
@@ -194,6 +196,9 @@ class _Site:
         self.server = make_server(
             "127.0.0.1", self.port, app, threaded=True, request_handler=handler, fd=sock.fileno()
         )
+        # werkzeug's server_close() does not join its (daemon) connection threads: start
+        # them ourselves so that stop() can join every one.
+        self.server.process_request = self._spawn  # type: ignore[method-assign]
         # werkzeug duplicated the descriptor; ours is no longer needed.
         sock.close()
         self.sock = None
@@ -204,6 +209,20 @@ class _Site:
             daemon=True,
         )
         self.thread.start()
+
+    def _spawn(self, request: Any, client_address: Any) -> None:
+        server = self.server
+        assert server is not None
+        thread = threading.Thread(
+            target=server.process_request_thread,
+            args=(request, client_address),
+            name=f"brummer-proxy-{self.port}-conn",
+            daemon=True,
+        )
+        with self.lock:
+            self.threads = {t for t in self.threads if t.is_alive()}
+            self.threads.add(thread)
+        thread.start()
 
     def shutdown_begin(self) -> None:
         """Stop accepting and cut every client connection (threads then finish)."""
@@ -222,9 +241,16 @@ class _Site:
             self.sock.close()
             self.sock = None
         if self.server is not None:
-            self.server.server_close()  # joins the connection threads
+            self.server.server_close()
         if self.thread is not None:
             self.thread.join()
+        with self.lock:
+            threads = list(self.threads)
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                _log.warning("proxy: connection thread %s did not end in time", thread.name)
 
     def active(self) -> int:
         with self.lock:

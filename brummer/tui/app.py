@@ -543,7 +543,10 @@ class BrummerTUI:
             self.app.proxy.clear_requests()
         self._logs_view().reload()
         self.refresh()
-        self.status(f"cleared {what}")
+        if what in ("logs", "errors"):
+            self.status("cleared the logs and the errors (the store keeps them together)")
+        else:
+            self.status(f"cleared {what}")
 
     def _logs_view(self) -> LogsView:
         view = self.views["logs"]

@@ -44,4 +44,4 @@ print("\x1b[2m  ready in 42 ms\x1b[0m", flush=True)
 try:
     server.serve_forever()
 except KeyboardInterrupt:
-    pass
+    print("[dev] interrupted, shutting down", flush=True)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from brummer.events import Event, EventBus
+from brummer.pool import Priority
 from brummer.testing.conformance import ConformanceError, check_event_bus
 from brummer.testing.mocks import MockEventBus
 
@@ -102,3 +103,17 @@ class HoldBackBus(MockEventBus):
 def test_broken_buses_are_caught(factory: Callable[[], Any], complaint: str) -> None:
     with pytest.raises(ConformanceError, match=complaint):
         check_event_bus(factory)
+
+
+class IgnoresPriority(EventBus):
+    """Broken: treats every event as LOW, so a full lane sheds HIGH events too."""
+
+    def publish(self, event: Event) -> None:
+        if isinstance(event, Event):
+            event = Event(event.type, event.data, event.process_id, priority=Priority.LOW)
+        super().publish(event)
+
+
+def test_a_bus_that_sheds_high_events_is_caught() -> None:
+    with pytest.raises(ConformanceError, match="LOW must be shed before HIGH"):
+        check_event_bus(IgnoresPriority)

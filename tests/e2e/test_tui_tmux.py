@@ -134,11 +134,8 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
     seen_children: dict[int, psutil.Process] = {}
 
     def note_children() -> None:
-        try:
-            for child in psutil.Process(brummer_pid).children(recursive=True):
-                seen_children.setdefault(child.pid, child)
-        except psutil.Error:
-            pass
+        for child in descendants(brummer_pid):
+            seen_children.setdefault(child.pid, child)
 
     tmux.wait_for("1 Scripts")
     screen = tmux.wait_for("run dev")

@@ -298,3 +298,22 @@ def test_cli_in_process_with_a_config_that_is_not_toml(
     assert "Traceback" not in err
     assert re.search(r"^\d\d:\d\d:\d\d hello \| hello from script$", out, re.MULTILINE)
     assert re.search(r"^\d\d:\d\d:\d\d fail \| about to fail$", out, re.MULTILINE)
+
+
+def test_mcp_flag_runs_the_stdio_hub(tmp_path: Path) -> None:
+    request = (
+        '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+        '"capabilities":{},"clientInfo":{"name":"test","version":"1"}}}\n'
+    )
+    env = {**os.environ, "BRUMMER_STATE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "brummer", "--mcp"],
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"serverInfo":{"name":"brummer-hub"' in done.stdout.replace(" ", "")

@@ -170,6 +170,36 @@ def test_stop_is_idempotent_closes_live_connections_and_refuses_restart() -> Non
     raw.close()
 
 
+def test_connection_accepted_while_stopping_is_closed_at_once() -> None:
+    # A connection accepted just before stop() whose handler registers just after it must
+    # be closed by the server, not left waiting (up to the idle timeout) for a request.
+    entered = threading.Event()
+    proceed = threading.Event()
+
+    class Gated(MCPServer):
+        def register_connection(self, conn: socket.socket, thread: threading.Thread) -> bool:
+            entered.set()
+            proceed.wait(5)
+            return super().register_connection(conn, thread)
+
+    server = Gated(port=0)
+    server.start()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    stopper = threading.Thread(target=server.stop)
+    try:
+        assert entered.wait(5)
+        stopper.start()
+        assert wait_until(lambda: not server.is_running)
+        proceed.set()
+        assert sock.recv(1) == b""  # closed by the server (a timeout here is the bug)
+    finally:
+        proceed.set()
+        sock.close()
+        if stopper.ident is not None:
+            stopper.join(10)
+        server.stop()
+
+
 def test_instance_file_is_written_after_listening_and_removed_on_stop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,6 +281,34 @@ def test_body_over_the_limit_is_413_and_other_requests_still_work() -> None:
     finally:
         raw.close()
         server.stop()
+
+
+def test_chunked_body_over_the_limit_is_413_not_silently_truncated() -> None:
+    # werkzeug's limited stream stops at the limit without an error for chunked bodies:
+    # the request must still be refused, not cut to the limit and served.
+    server = MCPServer(port=0, max_body=2048)
+    server.start()
+    raw = Raw(server.port)
+    try:
+        raw.initialize()
+        ping = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
+        padded = ping + b" " * (4096 - len(ping))  # valid JSON within the limit, then padding
+        over = raw.send("POST", iter([padded[:1000], padded[1000:]]))  # sent chunked
+        assert over.status == 413
+        assert over.json["error"]["code"] == -32600
+        fits = raw.send("POST", iter([ping]))
+        assert fits.status == 200
+        assert fits.json["result"] == {}
+    finally:
+        raw.close()
+        server.stop()
+
+
+def test_null_origin_is_refused(stack: Stack) -> None:
+    # Sandboxed iframes and file: pages send "Origin: null"; that is not a local origin.
+    raw = stack.raw()
+    assert raw.rpc("ping", headers={"Origin": "null"}).status == 403
+    assert raw.rpc("ping").status == 200
 
 
 def test_http_method_accept_and_content_type_are_checked(stack: Stack) -> None:
@@ -662,6 +720,66 @@ def test_client_reports_network_errors_and_lost_sessions() -> None:
         server.stop()
     with pytest.raises(BrummerError):
         MCPClient("ftp://example.com/mcp")
+
+
+class EndlessServer:
+    """Something else on an instance's port: answers every request with an endless body."""
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="test-endless")
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(5)
+        with contextlib.suppress(OSError):
+            conn, _ = self.listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self.head)
+                while not self.stop.is_set():
+                    conn.sendall(b" " * 65536)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",  # close-delimited
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9000000000\r\n\r\n",
+    ],
+)
+def test_client_gives_up_on_an_endless_reply_in_time_and_bounded(head: bytes) -> None:
+    # The hub's health check runs through this client: a port that now serves an endless
+    # body must not hold the caller (the hub's monitor thread) forever or fill memory.
+    endless = EndlessServer(head)
+    client = MCPClient(f"http://127.0.0.1:{endless.port}/mcp", timeout=0.5)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            client.initialize()
+        except BaseException as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=run)
+    caller.start()
+    caller.join(10)
+    finished = not caller.is_alive()
+    endless.close()
+    client.close()
+    caller.join(10)
+    assert finished, "initialize() still reading an endless reply after 10 s"
+    (error,) = errors
+    assert isinstance(error, BrummerError)
+    assert error.code in {ErrorCode.TIMEOUT, ErrorCode.RESOURCE_LIMIT}
 
 
 def test_client_listen_receives_notifications(stack: Stack) -> None:

@@ -1053,3 +1053,28 @@ def test_grandchild_in_its_own_session_is_found_by_the_tree_walk(
     assert os.getpgid(grandchild) != proc.pid  # not reachable through the process group
     manager.stop_process(proc.id)
     assert gone(grandchild)
+
+
+def test_child_forked_during_the_stop_is_caught_by_the_sweep(
+    manager: ProcessManager, store: RecordingStore
+) -> None:
+    proc = manager.start_command(
+        "forker",
+        PY,
+        py("""
+            import os, signal, subprocess, sys, time
+            def on_term(signum, frame):
+                late = subprocess.Popen(["sleep", "60"])  # same group, after the SIGTERM
+                sys.stderr.write(f"late {late.pid}\\n"); sys.stderr.flush()
+                os._exit(0)
+            signal.signal(signal.SIGTERM, on_term)
+            print("ready", flush=True)
+            time.sleep(60)
+        """),
+    )
+    assert wait_until(lambda: store.lines(proc.id) == ["ready"])
+    manager.stop_process(proc.id)
+    late = [line for line in store.lines(proc.id, True) if line.startswith("late ")]
+    assert len(late) == 1
+    assert gone(int(late[0].split()[1]))
+    assert proc.status is ProcessStatus.STOPPED

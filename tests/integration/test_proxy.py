@@ -991,3 +991,116 @@ def test_headless_chromium_error_reaches_telemetry_and_log_store(tmp_path: Any) 
         upstream.shutdown()
         upstream.server_close()
         thread.join(5)
+
+
+def test_stop_joins_connection_threads_that_are_still_finishing(upstream: Upstream) -> None:
+    # The connection thread records the request after the client has its answer; stop()
+    # must wait for it (werkzeug's server_close() does not join daemon threads).
+    recording = threading.Event()
+    handlers: list[threading.Thread] = []
+
+    class SlowBus(FakeBus):
+        def publish_async(self, event: Event) -> None:
+            if event.type is EventType.PROXY_REQUEST:
+                handlers.append(threading.current_thread())
+                recording.set()
+                threading.Event().wait(0.5)  # a slow subscriber, not synchronisation
+            super().publish_async(event)
+
+    proxy = ProxyServer(port=0, event_bus=SlowBus())
+    proxy.start()
+    try:
+        base = proxy.register_url(upstream.url, "web")
+        assert get(base, "/json")[0] == 200
+        assert recording.wait(5)
+    finally:
+        proxy.stop()
+    assert handlers
+    assert not handlers[0].is_alive(), "stop() returned before a connection thread ended"
+
+
+def test_upstream_with_content_length_and_chunked_is_framed_by_the_chunks(
+    proxy: ProxyServer,
+) -> None:
+    # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a proxy must not pass
+    # the stale Content-Length on, or the client's keep-alive connection falls out of step.
+    raw = RawUpstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n",
+        reset=False,
+    )
+    try:
+        base = proxy.register_url(raw.url, "odd")
+        conn = connect(base)
+        for _ in range(2):  # both on one client connection
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert resp.getheader("Content-Length") in {None, "5"}
+            assert resp.read() == b"hello"
+        conn.close()
+    finally:
+        raw.close()
+
+
+def test_upstream_with_conflicting_content_lengths_is_a_502(proxy: ProxyServer) -> None:
+    raw = RawUpstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nhello", reset=False
+    )
+    try:
+        base = proxy.register_url(raw.url, "odd")
+        status, _, body = get(base, "/")
+        assert status == 502
+        assert b"Content-Length" in body
+    finally:
+        raw.close()
+
+
+def test_upstream_bytes_beyond_content_length_do_not_break_the_next_request(
+    proxy: ProxyServer,
+) -> None:
+    # The surplus stays in the pooled connection's buffer; the next request must not read
+    # it as its answer (a 502 for a request that did nothing wrong).
+    raw = RawUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdefgh", reset=False)
+    try:
+        base = proxy.register_url(raw.url, "odd")
+        conn = connect(base)
+        for _ in range(2):
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (200, b"abc")
+        conn.close()
+    finally:
+        raw.close()
+
+
+def test_head_answers_made_by_the_proxy_carry_no_body(upstream: Upstream) -> None:
+    # The proxy's own pages (monitor script, banner, 404, 502 pages) must not send a body
+    # to a HEAD request: on a keep-alive connection it would be read as the next answer.
+    proxy = ProxyServer(port=0, upstream_timeout=5.0)
+    proxy.start()
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        dead_port = probe.getsockname()[1]
+    try:
+        live = proxy.register_url(upstream.url, "web")
+        dead = proxy.register_url(f"http://127.0.0.1:{dead_port}", "gone")
+        control = f"http://127.0.0.1:{proxy.port}"
+        for base, path, status in [
+            (live, "/__brummer__/monitor.js", b"200"),
+            (control, "/", b"200"),
+            (control, "/nowhere", b"404"),
+            (dead, "/", b"502"),
+        ]:
+            port = urlsplit(base).port
+            assert port is not None
+            answer = raw_exchange(
+                port,
+                f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+            )
+            head, _, rest = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 " + status)
+            assert b"Content-Length: 0" not in head  # HEAD tells what GET would send
+            assert rest.startswith(b"HTTP/1.1 " + status), f"HEAD {path} sent a body: {rest[:60]!r}"
+    finally:
+        proxy.stop()

@@ -65,6 +65,8 @@ def feed(lines: list[str], *, exit_after: bool = True) -> tuple[LogStore, FakeBu
         ("no warnings", LogLevel.INFO),
         ("\x1b[31merror\x1b[0m: colourful", LogLevel.ERROR),
         ("terror and mirrors", LogLevel.INFO),
+        ("GET http://x net::ERR_CONNECTION_REFUSED", LogLevel.ERROR),
+        ("errorHandler middleware loaded", LogLevel.INFO),
     ],
 )
 def test_level_comes_from_content(line: str, level: LogLevel) -> None:
@@ -316,25 +318,33 @@ def test_detect_urls(text: str, urls: list[str]) -> None:
     assert detect_urls(text) == urls
 
 
-def test_urls_deduplicated_per_process_and_marked_gone_on_exit() -> None:
+def test_urls_deduplicated_per_process_and_origin_and_marked_gone_on_exit() -> None:
     bus = FakeBus()
     store = LogStore(event_bus=bus)
-    store.add("p1", "web", "ready on http://localhost:3000")
-    store.add("p1", "web", "ready on http://localhost:3000 again")
+    store.add("p1", "web", "ready on http://localhost:3000/")
+    store.add_lines(
+        "p1",
+        "web",
+        [f"GET http://localhost:3000/api/users/{i} 200" for i in range(50)]  # request log
+        + ["ready on http://localhost:3000/ again"],
+    )
     store.add("p2", "api", "api on http://localhost:3000")
+    store.add("p1", "web", "docs at https://example.com/guide")
     urls = store.get_urls()
     assert [(u.process_id, u.url) for u in urls] == [
-        ("p1", "http://localhost:3000"),
+        ("p1", "http://localhost:3000/"),
         ("p2", "http://localhost:3000"),
+        ("p1", "https://example.com/guide"),
     ]
-    assert urls[0].context == "ready on http://localhost:3000 again"
-    assert len(bus.of("url.detected")) == 2
+    assert urls[0].context == "ready on http://localhost:3000/"
+    assert len(bus.of("url.detected")) == 3
     assert "url" in store.get_all()[0].tags
     store.mark_process_exited("p1")
-    assert [u.active for u in store.get_urls()] == [False, True]
-    store.add("p1", "web", "ready on http://localhost:3000")  # restarted
+    assert [u.active for u in store.get_urls()] == [False, True, False]
+    store.add("p1", "web", "restarted on http://localhost:3000/")
     assert store.get_urls()[0].active is True
-    assert len(bus.of("url.detected")) == 3
+    assert store.get_urls()[0].context == "restarted on http://localhost:3000/"
+    assert len(bus.of("url.detected")) == 4
 
 
 def test_set_proxy_url_attaches_to_every_matching_entry() -> None:
@@ -344,7 +354,8 @@ def test_set_proxy_url_attaches_to_every_matching_entry() -> None:
     assert store.set_proxy_url("http://localhost:3000", "http://localhost:20888") == 2
     assert {u.proxy_url for u in store.get_urls()} == {"http://localhost:20888"}
     assert store.set_proxy_url("http://nowhere", "x") == 0
-    store.add("p1", "web", "again http://localhost:3000")
+    store.mark_process_exited("p1")
+    store.add("p1", "web", "again http://localhost:3000")  # back after a restart
     assert store.get_urls()[0].proxy_url == "http://localhost:20888"
 
 
@@ -479,3 +490,15 @@ def test_binary_flood_is_stored_and_classified_without_error() -> None:
     with_nul = [e for e in entries if "\x00" in strip_ansi(e.content)]
     assert with_nul
     assert store.search(SearchQuery(text="\x00")) == with_nul
+
+
+def test_user_continuation_rule_with_global_flags_still_works() -> None:
+    detector = Detector({"continuation": [{"name": "verbose", "pattern": "(?x) ^ ~~ .*"}]})
+    store = LogStore(detector=detector)
+    store.add_lines("p", "n", ["TypeError: x", "~~ detail", "after"])
+    store.mark_process_exited("p")
+    assert store.get_error_groups()[0].lines == ("TypeError: x", "~~ detail")
+    plain = LogStore()
+    plain.add_lines("p", "n", ["TypeError: x", "~~ detail", "after"])
+    plain.mark_process_exited("p")
+    assert plain.get_error_groups()[0].lines == ("TypeError: x",)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from brummer.errors import BrummerError, ErrorCode
 from brummer.events import Event, EventBus, EventType
@@ -120,6 +121,8 @@ def test_add_batch_keeps_order_across_processes() -> None:
     ]
     assert store.get_all() == out
     assert store.add_batch([]) == []
+    assert store.add_lines("a", "A", []) == []
+    assert store.get_all() == out
 
 
 @pytest.mark.parametrize(
@@ -508,7 +511,7 @@ def test_search_treats_a_newline_inside_a_line_as_a_space() -> None:
 def test_store_follows_process_exits_on_a_real_bus() -> None:
     bus = EventBus(workers=1)
     try:
-        store = LogStore(event_bus=bus)
+        store = LogStore(event_bus=bus, follow_exits=True)
         store.add_lines(
             "p1", "web", ["on http://localhost:3000", "TypeError: x", "    at a.js:1:1"]
         )
@@ -568,3 +571,70 @@ def test_search_over_many_cached_segments_matches_brute_force() -> None:
     assert store.search(SearchQuery(text="orders", limit=2)) == brute(
         "orders", regex=False, limit=2
     )
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    plans=st.lists(
+        st.lists(
+            st.sampled_from(["add", "batch", "lines", "search", "regex", "clear_c", "page"]),
+            min_size=5,
+            max_size=40,
+        ),
+        min_size=2,
+        max_size=4,
+    ),
+    capacity=st.integers(1, 60),
+)
+def test_concurrent_random_operations_keep_the_store_consistent(
+    plans: list[list[str]], capacity: int
+) -> None:
+    store = LogStore(max_entries=capacity)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(plans))
+
+    def run(worker: int, plan: list[str]) -> None:
+        pid = "abc"[worker % 3]
+        try:
+            barrier.wait(timeout=10)
+            for step, op in enumerate(plan):
+                text = f"{pid} {op} {step} Error" if step % 4 == 0 else f"{pid} {op} {step}"
+                if op == "add":
+                    store.add(pid, pid, text)
+                elif op == "batch":
+                    store.add_batch([LogEntryInput(pid, pid, text), LogEntryInput("z", "z", text)])
+                elif op == "lines":
+                    store.add_lines(pid, pid, [text, text, ""])
+                elif op == "search":
+                    found = store.search(SearchQuery(text=pid + " ", limit=5))
+                    assert all(e.content.startswith(pid + " ") for e in found)
+                elif op == "regex":
+                    found = store.search(SearchQuery(text=r"error$", regex=True))
+                    assert all(e.content.endswith("Error") for e in found)
+                elif op == "page":
+                    page = store.search_page(SearchQuery(text="error"), max_scan=7)
+                    assert page.scanned <= 7
+                else:
+                    store.clear_for_process("c")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, plan)) for i, plan in enumerate(plans)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    everything = store.get_all()
+    assert len(everything) <= capacity
+    for pid in ("a", "b", "c", "z"):
+        mine = store.get_by_process(pid)
+        assert mine == [e for e in everything if e.process_id == pid]
+        seqs = [e.seq for e in mine]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else True
+    assert store.search(SearchQuery(text="error")) == [
+        e for e in everything if "error" in e.content.lower()
+    ]
+    metrics = store.metrics()
+    assert metrics.total_entries == len(everything)
+    assert metrics.added_total - metrics.evicted_total >= len(everything)

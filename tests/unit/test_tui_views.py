@@ -189,7 +189,7 @@ def test_scrolling_100k_lines_is_cheap(app: FakeApp) -> None:
     assert view.pane.cursor == 300
     assert "line 300" in screen(tui)
     elapsed = time.perf_counter() - start
-    assert elapsed < 2.0  # generous on a shared machine; the benchmark measures it properly
+    assert elapsed < 5.0  # generous on a shared machine; the benchmark measures it properly
 
 
 def test_binary_and_huge_lines_are_cut_and_drawn(app: FakeApp) -> None:

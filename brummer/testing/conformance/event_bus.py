@@ -13,6 +13,8 @@ that subscribe, unsubscribe and publish at once (threads released by a Barrier),
   metrics snapshot taken while the clients run; nothing is dropped under this light load;
 - events published before an ``unsubscribe`` and still waiting are delivered (the
   subscription's window decides, not the timing of the dispatcher);
+- a full subscription sheds LOW before HIGH under DROP_OLDEST and refuses with RESOURCE_LIMIT
+  under BLOCK (checked when the factory accepts ``queue_size``/``backpressure``);
 - ``stop()`` delivers everything accepted, is idempotent and joins its threads; after it
   ``publish`` raises INVALID_STATE and ``publish_async`` counts a drop;
 - bad input (non-callable handler, unknown or repeated unsubscribe, non-Event, bad timeout)
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -33,7 +36,7 @@ from hypothesis import given, strategies as st
 
 from brummer.contracts import BLOCKING, ThreadSafety, contract
 from brummer.errors import BrummerError, ErrorCode
-from brummer.events import Event
+from brummer.events import Backpressure, Event, EventType
 from brummer.testing.conformance._harness import (
     expect_error,
     fail,
@@ -338,6 +341,86 @@ def _check_failing_handler(factory: Callable[[], Any]) -> None:
         )
 
 
+def _configured(factory: Callable[..., Any], **options: Any) -> Any | None:
+    """``factory(**options)``, or None when the factory takes no such options."""
+    try:
+        return factory(**options)
+    except TypeError:
+        return None
+
+
+def _blocked_lane(bus: Any, got: list[str]) -> tuple[threading.Event, threading.Event]:
+    """Subscribe a handler that blocks on its first event; publish it; wait until it blocks."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def handler(event: Event) -> None:
+        got.append(event.data["key"])
+        if event.data["key"] == "first":
+            entered.set()
+            gate.wait(10.0)
+
+    bus.subscribe_all(handler)
+    bus.publish(Event(EventType.PROCESS_STARTED, {"key": "first"}))
+    return entered, gate
+
+
+def _check_shedding(factory: Callable[..., Any]) -> None:
+    """A full lane sheds LOW before HIGH (DROP_OLDEST); BLOCK refuses with RESOURCE_LIMIT."""
+    bus = _configured(factory, queue_size=4, backpressure=Backpressure.DROP_OLDEST)
+    if bus is None:
+        return  # the factory builds one configuration only: nothing to configure
+    got: list[str] = []
+    with no_thread_leak("shedding"):
+        entered, gate = _blocked_lane(bus, got)
+        try:
+            if not entered.wait(10.0):
+                raise fail("the handler never received the first event")
+            for i in range(4):
+                bus.publish(Event(EventType.LOG_LINE, {"key": f"low{i}"}))
+                bus.publish(Event(EventType.ERROR_DETECTED, {"key": f"high{i}"}))
+            m = bus.metrics()
+            _metrics_add_up(m, "with a full lane")
+        finally:
+            gate.set()
+            bus.stop(_STOP_TIMEOUT)
+    if got != ["first", "high0", "high1", "high2", "high3"]:
+        raise fail(
+            f"a lane of 4 given 4 LOW and 4 HIGH events while busy delivered {got[1:]}: LOW must be "
+            "shed before HIGH, so the 4 HIGH events should be the ones kept, in order"
+        )
+    final = bus.metrics()
+    if final.events_dropped != 4:
+        raise fail(f"4 events were shed but events_dropped is {final.events_dropped}")
+    _metrics_add_up(final, "after shedding")
+
+    bus = _configured(factory, queue_size=1, backpressure=Backpressure.BLOCK, publish_timeout=0.05)
+    if bus is None:
+        return
+    got = []
+    with no_thread_leak("block policy"):
+        entered, gate = _blocked_lane(bus, got)
+        try:
+            if not entered.wait(10.0):
+                raise fail("the handler never received the first event")
+            bus.publish(Event(EventType.LOG_LINE, {"key": "queued"}))
+            before = bus.metrics().events_published
+            started = time.monotonic()
+            expect_error(
+                ErrorCode.RESOURCE_LIMIT,
+                lambda: bus.publish(Event(EventType.LOG_LINE, {"key": "refused"})),
+                "publish into a full lane under BLOCK",
+            )
+            if time.monotonic() - started > 2.0:
+                raise fail("BLOCK waited far longer than publish_timeout=0.05 before refusing")
+            if bus.metrics().events_published != before:
+                raise fail("an event refused under BLOCK was counted as published")
+        finally:
+            gate.set()
+            bus.stop(_STOP_TIMEOUT)
+    if got != ["first", "queued"]:
+        raise fail(f"under BLOCK the handler received {got}, not ['first', 'queued']")
+
+
 def _check_bad_input_and_stop(factory: Callable[[], Any]) -> None:
     bus = factory()
     got: list[Any] = []
@@ -429,5 +512,6 @@ def check_event_bus(
 
     _check_bad_input_and_stop(factory)
     _check_failing_handler(factory)
+    _check_shedding(factory)
     _check_pending_survive_unsubscribe(factory)
     run_property(subscriptions)
