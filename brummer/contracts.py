@@ -58,6 +58,9 @@ def check_timeout(component: str, timeout: float | None, *, name: str = "timeout
 
     Thread safety: TS. Pure.
 
+    Returns the timeout as a float, capped at ``threading.TIMEOUT_MAX`` (about 292 years),
+    the most that the lock and condition waits of the standard library accept.
+
     Raises:
         BrummerError: INVALID_ARGUMENT for negative, NaN, infinite or non-numeric values.
     """
@@ -77,7 +80,7 @@ def check_timeout(component: str, timeout: float | None, *, name: str = "timeout
             f"{name} must be a finite number ≥ 0, not {timeout!r}",
             hint="pass a non-negative number of seconds or None to wait without limit",
         )
-    return float(timeout)
+    return min(float(timeout), threading.TIMEOUT_MAX)
 
 
 def _timed_out(component: str, what: str, timeout: float | None) -> BrummerError:
@@ -371,18 +374,22 @@ class STGuard:
         Raises:
             BrummerError: CONCURRENCY when another thread owns it.
         """
-        me = threading.get_ident()
         with self._lock:
-            if self._owner is None:
-                self._owner = me
-            elif self._owner != me:
-                raise BrummerError(
-                    "contracts",
-                    ErrorCode.CONCURRENCY,
-                    f"{self._name} is single-threaded (ST) and is owned by another thread",
-                    hint="call it only from the thread that created/first used it, or hand it over with transfer()",
-                    context={"owner": self._owner, "caller": me},
-                )
+            self._claim()
+
+    def _claim(self) -> None:
+        """Take ownership if unowned, else check the caller owns it; ``_lock`` held."""
+        me = threading.get_ident()
+        if self._owner is None:
+            self._owner = me
+        elif self._owner != me:
+            raise BrummerError(
+                "contracts",
+                ErrorCode.CONCURRENCY,
+                f"{self._name} is single-threaded (ST) and is owned by another thread",
+                hint="call it only from the thread that created/first used it, or hand it over with transfer()",
+                context={"owner": self._owner, "caller": me},
+            )
 
     @contract(ThreadSafety.TS)
     def transfer(self, thread: threading.Thread | None = None) -> None:
@@ -413,8 +420,8 @@ class STGuard:
         return self._owner
 
     def __enter__(self) -> STGuard:
-        self.check()
-        with self._lock:
+        with self._lock:  # claim and count in one step: transfer() cannot slip in between
+            self._claim()
             self._depth += 1
         return self
 

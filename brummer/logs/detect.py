@@ -294,18 +294,23 @@ class Detector:
     def _scan(self, process_id: str, process_name: str, contents: Sequence[str]) -> _Batch:
         """Classify a batch of lines of one process; keys are lowered, ANSI-stripped texts."""
         n = len(contents)
-        blob = "\n".join(contents)
-        if "\x1b" in blob:
-            blob = _ANSI.sub("", blob)
-        if blob.isascii():
-            lowered = blob.lower()
-            keys = lowered.split("\n")
-        else:  # str.lower is slow on non-ASCII text: lower line by line (ASCII lines fast)
-            keys = list(map(str.lower, blob.split("\n")))
-            lowered = "\n".join(keys)
-        if len(keys) != n:  # a content held "\n" itself (or n == 0): go line by line
+        cap = self._settings.max_detect_chars
+        if n and max(map(len, contents)) > cap:  # huge lines: full keys, capped detection
             keys = [strip_ansi(c).lower().replace("\n", " ") for c in contents]
-            lowered = "\n".join(keys)
+            lowered = "\n".join(k[:cap] for k in keys)
+        else:
+            blob = "\n".join(contents)
+            if "\x1b" in blob:
+                blob = _ANSI.sub("", blob)
+            if blob.isascii():
+                lowered = blob.lower()
+                keys = lowered.split("\n")
+            else:  # str.lower is slow on non-ASCII text: line by line (ASCII lines fast)
+                keys = list(map(str.lower, blob.split("\n")))
+                lowered = "\n".join(keys)
+            if len(keys) != n:  # a content held "\n" itself (or n == 0): line by line
+                keys = [strip_ansi(c).lower().replace("\n", " ") for c in contents]
+                lowered = "\n".join(keys)
         hits: dict[int, list[str]] = {}
         triggers = self._ascii_triggers if lowered.isascii() else self._by_trigger
         for trigger in [t for t in triggers if t in lowered]:
@@ -328,7 +333,6 @@ class Detector:
         urls: list[tuple[int, str, str]] = []
         if not hits and process_id not in self._open:
             return _Batch(keys, special, findings, urls)
-        cap = self._settings.max_detect_chars
         with self._lock:
             group = self._open.get(process_id)
             candidates = sorted(hits)

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import attrs
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, make_server
 
 from brummer.contracts import BLOCKING, Cleanup, ThreadSafety, TSLock, check_timeout, contract
 from brummer.errors import BrummerError, ErrorCode
@@ -212,7 +212,7 @@ class _Site:
 
     def _spawn(self, request: Any, client_address: Any) -> None:
         server = self.server
-        assert server is not None
+        assert isinstance(server, ThreadedWSGIServer)
         thread = threading.Thread(
             target=server.process_request_thread,
             args=(request, client_address),

@@ -49,6 +49,7 @@ COMPONENT = "proxy"
 MONITOR_PATH = "/__brummer__/monitor.js"
 TELEMETRY_PATH = "/__brummer__/telemetry"
 MAX_TELEMETRY_BODY = 256 * 1024  # bytes accepted in one telemetry post (413 beyond)
+MAX_DECODED_BODY = 32 * 1024 * 1024  # bytes a compressed HTML page may inflate to for injection
 MAX_EVENTS_PER_POST = 500  # events accepted in one post (400 beyond)
 MAX_STRING = 4000  # characters kept of any string inside an event
 MAX_STACK_LINES = 30  # stack frames forwarded to the log store per error
@@ -507,25 +508,36 @@ _DOCTYPE = re.compile(rb"<!doctype[^>]*>", re.IGNORECASE)
 
 
 @contract(ThreadSafety.TS)
-def decode_body(body: bytes, encoding: str) -> bytes | None:
+def decode_body(body: bytes, encoding: str, *, limit: int = MAX_DECODED_BODY) -> bytes | None:
     """Decompress a gzip or deflate body (identity passes); None when it cannot be decoded.
 
     Thread safety: TS. Pure.
+
+    A body that would inflate to more than ``limit`` bytes is not decoded (None): a few
+    kilobytes of gzip can hold gigabytes.
     """
     encoding = encoding.strip().lower()
     if encoding in {"", "identity"}:
         return body
+    if encoding in {"gzip", "x-gzip"}:
+        return _inflate(body, 16 + zlib.MAX_WBITS, limit)
+    if encoding == "deflate":
+        page = _inflate(body, zlib.MAX_WBITS, limit)
+        if page is None:
+            page = _inflate(body, -zlib.MAX_WBITS, limit)  # raw deflate, as some servers send
+        return page
+    return None
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes | None:
+    inflater = zlib.decompressobj(wbits)
     try:
-        if encoding in {"gzip", "x-gzip"}:
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(body)
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+        page = inflater.decompress(body, limit + 1)
     except zlib.error:
         return None
-    return None
+    if len(page) > limit or not inflater.eof:
+        return None  # over the limit, or truncated
+    return page
 
 
 @contract(ThreadSafety.TS)

@@ -204,8 +204,11 @@ def test_headless_prints_lines_and_exits_with_the_worst_code() -> None:
     assert any(
         line.endswith("| Tests: 1 failed, 3 passed, 4 total") and " test | " in line
         for line in lines
+    ), (out, err)
+    assert any(" build | [build] build completed successfully" in line for line in lines), (
+        out,
+        err,
     )
-    assert any(" build | [build] build completed successfully" in line for line in lines)
     stamp = re.compile(r"^\d\d:\d\d:\d\d \S+ \| ")
     assert all(stamp.match(line) for line in lines), lines[:5]
 

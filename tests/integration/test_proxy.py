@@ -910,7 +910,9 @@ def _chromium() -> str | None:
 def test_headless_chromium_error_reaches_telemetry_and_log_store(tmp_path: Any) -> None:
     browser = _chromium()
     if browser is None:
-        pytest.fail("chromium is not installed: .ci/run installs it with apt-get (package chromium)")
+        pytest.fail(
+            "chromium is not installed: .ci/run installs it with apt-get (package chromium)"
+        )
 
     @Request.application  # type: ignore[arg-type]
     def page(request: Request) -> Response:
@@ -956,7 +958,9 @@ def test_headless_chromium_error_reaches_telemetry_and_log_store(tmp_path: Any) 
 
         if not wait_until(errors_arrived, timeout=45):
             if proc.poll() is not None:
-                pytest.fail(f"chromium exited early (exit code {proc.returncode}) before the page reported")
+                pytest.fail(
+                    f"chromium exited early (exit code {proc.returncode}) before the page reported"
+                )
             pytest.fail("the browser's error never reached the telemetry store")
         (session,) = proxy.telemetry.get_sessions_for_process("web")
         kinds = {e.type for e in session.events}

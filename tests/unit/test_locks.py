@@ -286,3 +286,78 @@ def test_lock_for_each_level() -> None:
         mark = contract_of(cls)
         assert mark is not None
         assert mark.thread_safety is level
+
+
+class _PauseAfterFirstRelease:
+    """Stands in for STGuard's internal lock: the chosen thread stops right after it
+    first releases it, so the test can act in the gap."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.thread: int | None = None
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+        if threading.get_ident() == self.thread and not self.paused.is_set():
+            self.paused.set()
+            assert self.resume.wait(10)
+
+
+def test_stguard_cannot_be_transferred_while_a_thread_is_entering() -> None:
+    guard = STGuard("widget")
+    gate = _PauseAfterFirstRelease()
+    guard._lock = gate  # type: ignore[assignment]
+    inside = threading.Event()
+    leave = threading.Event()
+
+    def enter() -> None:
+        gate.thread = threading.get_ident()
+        with guard:
+            inside.set()
+            assert leave.wait(10)
+
+    thread = threading.Thread(target=enter)
+    thread.start()
+    try:
+        assert gate.paused.wait(10)  # the thread passed the ownership check
+        with pytest.raises(BrummerError) as info:
+            guard.transfer(None)  # it is entering: handing the guard on must be refused
+        assert info.value.code is ErrorCode.INVALID_STATE
+    finally:
+        gate.resume.set()
+        assert inside.wait(10)
+        leave.set()
+        thread.join(10)
+    assert guard.owner == thread.ident
+
+
+@pytest.mark.parametrize("huge", [1e12, 1e300])
+def test_huge_timeouts_are_accepted(huge: float) -> None:
+    lock = TSLock("t")
+    lock.acquire(timeout=huge)
+    lock.release()
+    rw = RWLock("rw")
+    with rw.write(timeout=huge), rw.read(timeout=huge):
+        pass
+    holder_in, holder_out = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with rw.write():
+            holder_in.set()
+            assert holder_out.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holder_in.wait(10)
+    waiter = threading.Thread(target=lambda: rw.acquire_read(timeout=huge) or rw.release_read())
+    waiter.start()
+    holder_out.set()
+    thread.join(10)
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert rw.readers == 0

@@ -14,6 +14,7 @@ from hypothesis import given, strategies as st
 from brummer.contracts import contract_of
 from brummer.errors import BrummerError, ErrorCode
 from brummer.operations import Context, ContextualOperation, OperationProgress
+from tests.helpers import wait_until
 
 
 def test_background_is_not_done_and_has_no_deadline() -> None:
@@ -274,3 +275,32 @@ def test_abstract_operation_cannot_be_instantiated_and_has_contracts() -> None:
     assert contract_of(Context) is not None
     assert contract_of(Context.wait) is not None
     assert contract_of(OperationProgress) is not None
+
+
+def test_cancel_reaches_a_grandchild_whose_parent_was_dropped() -> None:
+    """Only the grandchild is kept: the middle context must stay alive as long as it does."""
+    root = Context.background()
+    grandchild = root.with_cancel().with_timeout(60)
+    gc.collect()
+    root.cancel()
+    assert grandchild.cancelled
+    assert grandchild.wait(0) is True
+
+
+def test_a_huge_timeout_is_accepted_and_waits() -> None:
+    ctx = Context.background().with_timeout(1e12)
+    assert ctx.wait(0.001) is False
+    outcome: list[object] = []
+
+    def waiter() -> None:
+        try:
+            outcome.append(ctx.wait())  # bounded only by the far deadline
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert wait_until(lambda: ctx._event is not None or outcome)
+    ctx.cancel()
+    thread.join(10)
+    assert outcome == [True]

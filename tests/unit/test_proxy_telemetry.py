@@ -322,6 +322,19 @@ def test_decode_body_handles_gzip_deflate_and_garbage() -> None:
     assert decode_body(page, "br") is None
 
 
+def test_decode_body_refuses_to_inflate_beyond_its_limit() -> None:
+    # A small compressed page can inflate to gigabytes (a "zip bomb"); past the limit the
+    # page is relayed as it is instead of being decoded in memory.
+    bomb = gzip.compress(b"\0" * (40 << 20))
+    assert len(bomb) < 100_000
+    assert decode_body(bomb, "gzip") is None
+    assert decode_body(zlib.compress(b"\0" * (40 << 20)), "deflate") is None
+    page = b"<html>" + b"x" * 1000 + b"</html>"
+    assert decode_body(gzip.compress(page), "gzip", limit=len(page)) == page
+    assert decode_body(gzip.compress(page), "gzip", limit=len(page) - 1) is None
+    assert decode_body(page, "identity", limit=10) == page  # identity is not inflated
+
+
 @pytest.mark.parametrize(
     ("policy", "expect_in", "nonce"),
     [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import threading
 import time
 from datetime import UTC
 
+import attrs
 import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -94,6 +96,23 @@ def test_handle_from_another_manager_is_invalid_argument() -> None:
         assert info.value.hint
     assert first.metrics().in_use[FILES] == 1
     first.release(handle)
+
+
+def test_an_altered_copy_of_a_handle_is_refused_and_counts_stay_right() -> None:
+    manager = ResourceManager({FILES: 10})
+    handle = manager.acquire(FILES, 2)
+    forged = attrs.evolve(handle, amount=9)  # same id, different amount
+    with pytest.raises(BrummerError) as info:
+        manager.release(forged)
+    assert info.value.code is ErrorCode.INVALID_ARGUMENT
+    assert info.value.hint
+    assert manager.metrics().in_use[FILES] == 2
+    assert not handle.released
+    exact = copy.copy(handle)  # an exact copy is the same grant
+    assert not exact.released
+    exact.release()
+    assert handle.released
+    assert manager.metrics().in_use[FILES] == 0
 
 
 @pytest.mark.parametrize("amount", [0, -1, 11, 1.5, True, "2"])
