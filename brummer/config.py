@@ -506,7 +506,7 @@ def _apply_rules(
                         rule_line,
                         key,
                         "add triggers = [...]: lower-case words one of which every matching "
-                        "line contains (needed for a pattern that is not plain text)",
+                        "line contains (needed when the pattern does not start with text)",
                     )
                 )
                 continue
@@ -529,16 +529,40 @@ def _apply_rules(
         )
 
 
-_REGEX_SPECIAL = re.compile(r"[.^$*+?{}\[\]|()]")
+_META = set(".^$*+?{}[]()|")
+_OPTIONAL_AFTER = set("*?{")
 
 
 def _literal(pattern: str) -> str:
-    """The pattern's text when it is plain text (anchors allowed), else ""."""
-    text = pattern.removeprefix("^").removesuffix("$")
-    unescaped = re.sub(r"\\(.)", r"\1", text)
-    if _REGEX_SPECIAL.search(re.sub(r"\\.", "", text)):
+    """A lower-case word every line matching ``pattern`` contains, or "" when none is certain.
+
+    The pattern's leading literal text (after ``^`` or ``\\b``) is such a word, unless the
+    pattern has an alternation or the text is shorter than two characters; a last character
+    made optional by ``?``, ``*`` or ``{0,…}`` is left out.
+    """
+    if "|" in pattern:
         return ""
-    return unescaped.strip().lower()
+    text = pattern
+    for prefix in ("^", "\\b"):
+        text = text.removeprefix(prefix)
+    literal: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            if index + 1 < len(text) and not text[index + 1].isalnum():
+                literal.append(text[index + 1])
+                index += 2
+                continue
+            break
+        if char in _META:
+            if char in _OPTIONAL_AFTER and literal:
+                literal.pop()
+            break
+        literal.append(char)
+        index += 1
+    word = "".join(literal).strip().lower()
+    return word if len(word) >= 2 else ""
 
 
 def _apply_env(

@@ -49,13 +49,24 @@ class Context:
     deadline is never later than its parent's. Cancelling a child leaves the parent alone.
 
     Guarantees: the parent holds its children only weakly, so short-lived children of a
-    long-lived context do not accumulate; ``deadline`` is on the ``time.monotonic()`` clock.
+    long-lived context do not accumulate; a child holds its parent strongly, so a
+    grandchild still hears a cancel when nobody keeps the context between them;
+    ``deadline`` is on the ``time.monotonic()`` clock.
     """
 
-    __slots__ = ("__weakref__", "_cancelled_at", "_children", "_deadline", "_event", "_lock")
+    __slots__ = (
+        "__weakref__",
+        "_cancelled_at",
+        "_children",
+        "_deadline",
+        "_event",
+        "_lock",
+        "_parent",
+    )
 
-    def __init__(self, *, _deadline: float | None = None) -> None:
+    def __init__(self, *, _deadline: float | None = None, _parent: Context | None = None) -> None:
         self._deadline = _deadline
+        self._parent = _parent  # only keeps the chain to the root alive; never read
         self._lock = threading.Lock()  # guards the three fields below
         self._cancelled_at: float | None = None  # set once, by the first cancel
         self._event: threading.Event | None = None  # made by the first wait(); set on cancel
@@ -102,7 +113,7 @@ class Context:
         return self._child(self._deadline)
 
     def _child(self, deadline: float | None) -> Context:
-        child = Context(_deadline=deadline)
+        child = Context(_deadline=deadline, _parent=self)
         with self._lock:
             cancelled_at = self._cancelled_at
             if cancelled_at is None:

@@ -244,6 +244,8 @@ class _Watchdog:
                 return False
             timer.state = 1
             self._settled += 1
+            if self._stopping:
+                self._cond.notify()  # this may have been the last armed timer: let it exit
             if self._settled > 64 and self._settled * 2 > len(self._heap):
                 self._heap = [t for t in self._heap if t.state == 0]
                 heapq.heapify(self._heap)
@@ -389,7 +391,6 @@ class WorkerPool(Executor):
         self._threads: list[threading.Thread] = []
         self._stats: list[_WorkerStats] = []
         self._batches: list[deque[_Item]] = []  # each worker's claimed, not started items
-        self._worker_idents: set[int] = set()
         self._stopping = False
         self._cancel_queued = False
         self._submitted = 0
@@ -617,7 +618,6 @@ class WorkerPool(Executor):
     def _work(self, stats: _WorkerStats) -> None:
         batch: deque[_Item] = deque()  # items this worker claimed; idle workers steal from it
         with self._mutex:
-            self._worker_idents.add(threading.get_ident())
             self._batches.append(batch)
         queues = self._queues
         high, medium, _ = queues
@@ -656,9 +656,6 @@ class WorkerPool(Executor):
                     elif self._depth and self._idle > self._signalled:
                         self._signalled += 1
                         self._not_empty.notify()  # more work than this batch: wake a helper
-                if self._cancel_queued:
-                    self._cancel_items(batch, stats)
-                    continue
             started = now = time.monotonic()
             ran = 0
             while True:
@@ -724,17 +721,28 @@ class WorkerPool(Executor):
                     rest.append(batch.popleft())
                 except IndexError:
                     break
+            if self._cancel_queued:  # shutdown(cancel_futures=True) ran since they were taken
+                doomed, rest = rest, []
+            else:
+                doomed = []
             for item in reversed(rest):
                 self._queues[item.priority].appendleft(item)
             self._depth += len(rest)
             if self._depth and self._idle > self._signalled:
                 self._signalled += 1
                 self._not_empty.notify()
+        self._cancel(doomed)
 
-    def _cancel_items(self, batch: deque[_Item], stats: _WorkerStats) -> None:
-        while batch:
-            if batch.popleft().future.cancel():
-                stats.cancelled += 1
+    def _cancel(self, items: list[_Item]) -> None:
+        """Cancel accepted items that will not run; mutex NOT held (callbacks run here)."""
+        cancelled = 0
+        for item in items:
+            if item.future.cancel():
+                item.future.set_running_or_notify_cancel()  # wakes wait() and as_completed()
+                cancelled += 1
+        if cancelled:
+            with self._mutex:
+                self._cancelled += cancelled
 
     def _run_timed(self, item: _Item, stats: _WorkerStats) -> None:
         future = item.future
@@ -807,12 +815,8 @@ class WorkerPool(Executor):
             self._not_empty.notify_all()
             self._not_full.notify_all()
             threads = list(self._threads)
-            inside = threading.get_ident() in self._worker_idents
-        for item in taken:
-            if item.future.cancel():
-                with self._mutex:
-                    self._cancelled += 1
-        inside = inside or self._watchdog.is_current()
+        self._cancel(taken)
+        inside = threading.current_thread() in threads or self._watchdog.is_current()
         if not wait or inside:
             self._watchdog.stop(None, join=False)
             return

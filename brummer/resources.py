@@ -282,16 +282,14 @@ class ResourceManager:
 
         Raises:
             BrummerError: INVALID_STATE when the handle was released already;
-                INVALID_ARGUMENT when it is not a handle of this manager.
+                INVALID_ARGUMENT when it is not a handle of this manager (or an altered copy).
         """
         if not isinstance(handle, ResourceHandle) or handle._manager is not self:
-            raise BrummerError(
-                _COMPONENT,
-                ErrorCode.INVALID_ARGUMENT,
-                f"{handle!r} was not granted by this ResourceManager",
-                hint="release a handle with the manager that acquired it",
-            )
+            raise _foreign(handle)
         with self._lock:
+            held = self._held.get(handle.id)
+            if held is not None and held != handle:  # same id, other amount/kind: forged
+                raise _foreign(handle)
             if self._held.pop(handle.id, None) is None:
                 raise BrummerError(
                     _COMPONENT,
@@ -355,12 +353,11 @@ class ResourceManager:
 
     def _holds(self, handle: ResourceHandle) -> bool:
         with self._lock:
-            return self._held.get(handle.id) is handle
+            return self._held.get(handle.id) == handle
 
     def _release_if_held(self, handle: ResourceHandle) -> None:
-        with self._lock:
-            if self._held.get(handle.id) is not handle:
-                return
+        if not self._holds(handle):
+            return
         try:
             self.release(handle)
         except BrummerError as exc:
@@ -369,6 +366,15 @@ class ResourceManager:
 
     def __repr__(self) -> str:
         return f"<ResourceManager in_use={dict(self._in_use)}>"
+
+
+def _foreign(handle: object) -> BrummerError:
+    return BrummerError(
+        _COMPONENT,
+        ErrorCode.INVALID_ARGUMENT,
+        f"{handle!r} was not granted by this ResourceManager",
+        hint="release a handle with the manager that acquired it, unaltered",
+    )
 
 
 def _kind(value: Any) -> ResourceType:

@@ -550,6 +550,7 @@ def _read_reply(response: http.client.HTTPResponse, deadline: float) -> bytes:
         if time.monotonic() > deadline:
             raise TimeoutError("the reply did not end in time")
         parts.append(data)
+    response.close()  # read1() leaves a finished response open; the connection needs it closed
     return b"".join(parts)
 
 

@@ -245,7 +245,7 @@ class _Site:
         if self.thread is not None:
             self.thread.join()
         with self.lock:
-            threads = list(self.threads)
+            threads = [t for t in self.threads if t is not threading.current_thread()]
         deadline = time.monotonic() + JOIN_TIMEOUT
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -19,15 +19,9 @@ Judge an implementation by the same checks as brummer's own::
 
 from __future__ import annotations
 
-from brummer.testing.conformance import (
-    ConformanceError as ConformanceError,
-    check_event_bus as check_event_bus,
-    check_locks as check_locks,
-    check_log_store as check_log_store,
-    check_process_manager as check_process_manager,
-    check_resource_manager as check_resource_manager,
-    check_worker_pool as check_worker_pool,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from brummer.testing.contract_check import (
     ContractProblem as ContractProblem,
     ContractReport as ContractReport,
@@ -52,6 +46,37 @@ from brummer.testing.mocks import (
     MockProcess as MockProcess,
     MockProcessManager as MockProcessManager,
 )
+
+if TYPE_CHECKING:
+    from brummer.testing.conformance import (
+        ConformanceError as ConformanceError,
+        check_event_bus as check_event_bus,
+        check_locks as check_locks,
+        check_log_store as check_log_store,
+        check_process_manager as check_process_manager,
+        check_resource_manager as check_resource_manager,
+        check_worker_pool as check_worker_pool,
+    )
+
+_SUITES = frozenset(
+    {
+        "ConformanceError",
+        "check_event_bus",
+        "check_locks",
+        "check_log_store",
+        "check_process_manager",
+        "check_resource_manager",
+        "check_worker_pool",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The suites import hypothesis: load them on first use, so the mocks work without it.
+    if name in _SUITES:
+        return getattr(importlib.import_module("brummer.testing.conformance"), name)
+    raise AttributeError(f"module 'brummer.testing' has no attribute {name!r}")
+
 
 __all__ = [
     "CheckOutcome",

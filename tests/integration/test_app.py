@@ -18,7 +18,7 @@ import pytest
 
 from brummer.app import Brummer
 from brummer.cli import demo_dir
-from brummer.config import Config
+from brummer.config import Config, load_config
 from brummer.errors import BrummerError, ErrorCode
 from brummer.tui.app import BrummerTUI
 from tests.helpers import wait_until
@@ -93,6 +93,19 @@ def test_configured_restart_policy_is_applied(project: Path) -> None:
             lambda: all(not p.is_running() for p in app.processes.get_all_processes()), timeout=10
         )
         assert len(app.processes.get_all_processes()) == 3
+
+
+def test_configured_error_rules_reach_the_log_store(project: Path) -> None:
+    (project / ".brum.toml").write_text(
+        "[[error_rules]]\npattern = 'ERR_[A-Z_]+'\nkind = 'NodeError'\n"
+    )
+    config = load_config(project, home=project / "nohome", env={})
+    assert config.problems == ()
+    with Brummer(project, config.with_overrides("test", no_mcp=True, no_proxy=True)) as app:
+        app.run("python3 -c \"print('ERR_DISK_FULL: no space left')\"").wait(timeout=20)
+        assert wait_until(
+            lambda: any(g.kind == "NodeError" for g in app.logs.get_error_groups()), timeout=10
+        ), app.logs.get_error_groups()
 
 
 def test_a_command_that_is_not_a_script_runs_in_the_shell(started: Brummer) -> None:

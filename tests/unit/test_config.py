@@ -117,6 +117,7 @@ def test_restart_policies_error_rules_and_alias(tree: tuple[Path, Path, Path]) -
         '[[error_rules]]\npattern = "BOOM \\\\d+"\nkind = "Boom"\ntriggers = ["Boom"]\n'
         '[[error_rules]]\npattern = "(unclosed"\n'
         '[[error_rules]]\npattern = "Disk Full"\n'
+        "[[error_rules]]\npattern = 'ERR_[A-Z_]+'\nkind = 'NodeError'\n"
         '[[error_rules]]\npattern = "a|b"\n',
     )
     config = load_config(project, home=home, env={})
@@ -127,9 +128,10 @@ def test_restart_policies_error_rules_and_alias(tree: tuple[Path, Path, Path]) -
     assert config.error_rules == (
         ErrorRule(pattern=r"BOOM \d+", kind="Boom", triggers=("boom",)),
         ErrorRule(pattern="Disk Full", triggers=("disk full",)),
+        ErrorRule(pattern="ERR_[A-Z_]+", kind="NodeError", triggers=("err_",)),
     )
     keys = {p.key: p.line for p in config.problems}
-    assert keys == {"restart.bad": 5, "error_rules[1]": 11, "error_rules[3]": 15}
+    assert keys == {"restart.bad": 5, "error_rules[1]": 11, "error_rules[4]": 18}
 
 
 def test_missing_project_directory_is_not_found(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_futures_cancelled_by_shutdown_wake_wait_and_as_completed() -> None:
     queued = [pool.submit(int, str(i)) for i in range(5)]
     pool.shutdown(wait=False, cancel_futures=True)
     try:
-        done, not_done = wait(queued, timeout=2)
+        _, not_done = wait(queued, timeout=2)
         assert not not_done  # a cancelled future must count as done for wait()
         assert len(list(as_completed(queued, timeout=2))) == len(queued)
     finally:
@@ -118,34 +118,39 @@ def test_a_thread_that_reuses_a_dead_workers_ident_still_waits_in_stop() -> None
     """Thread idents are recycled: a new thread must not be mistaken for an exited worker
     (which would make its stop() return at once while a job still runs)."""
     for _ in range(40):
-        pool = WorkerPool(2)
-        gate, held = _blocked(pool)
-        pool.submit(int).result(10)  # the busy first worker makes the pool start a second
-        assert wait_until(lambda p=pool: len(p._threads) == 2)  # type: ignore[misc]
-        idle = next(t for t in pool._threads if t.ident is not None and t is not _busy(pool))
-        dead_ident = idle.ident
-        pool.shutdown(wait=False)  # the idle worker exits, the busy one keeps running
-        idle.join(10)
-        outcome: list[object] = []
+        outcome = _stop_from_a_thread_that_may_reuse_a_dead_workers_ident()
+        assert outcome in ("no reuse", ErrorCode.TIMEOUT), outcome
 
-        def stop_from_new_thread(p: WorkerPool = pool, ident: int | None = dead_ident) -> None:
-            if threading.get_ident() != ident:
-                outcome.append("no reuse")
-                return
-            try:
-                p.stop(timeout=0.05)
-            except BrummerError as exc:
-                outcome.append(exc.code)
-            else:
-                outcome.append("returned without waiting")
 
-        thread = threading.Thread(target=stop_from_new_thread)
-        thread.start()
-        thread.join(10)
-        gate.set()
-        pool.stop(timeout=10)
-        assert held.result(1) is True
-        assert outcome[0] in ("no reuse", ErrorCode.TIMEOUT), outcome
+def _stop_from_a_thread_that_may_reuse_a_dead_workers_ident() -> object:
+    pool = WorkerPool(2)
+    gate, held = _blocked(pool)
+    pool.submit(int).result(10)  # the busy first worker makes the pool start a second
+    assert wait_until(lambda: len(pool._threads) == 2)
+    idle = next(t for t in pool._threads if t is not _busy(pool))
+    dead_ident = idle.ident
+    pool.shutdown(wait=False)  # the idle worker exits, the busy one keeps running
+    idle.join(10)
+    outcome: list[object] = []
+
+    def stop_from_new_thread() -> None:
+        if threading.get_ident() != dead_ident:
+            outcome.append("no reuse")
+            return
+        try:
+            pool.stop(timeout=0.05)
+        except BrummerError as exc:
+            outcome.append(exc.code)
+        else:
+            outcome.append("returned without waiting")
+
+    thread = threading.Thread(target=stop_from_new_thread)
+    thread.start()
+    thread.join(10)
+    gate.set()
+    pool.stop(timeout=10)
+    assert held.result(1) is True
+    return outcome[0]
 
 
 def _busy(pool: WorkerPool) -> threading.Thread:
