@@ -141,6 +141,9 @@ def _event_type(value: object) -> EventType | str:
 
 
 def _frozen_data(value: object) -> Mapping[str, Any]:
+    """A read-only copy of the event's data (a mapping proxy is taken as it is)."""
+    if type(value) is dict:  # the common case, without the Mapping ABC check
+        return MappingProxyType(value.copy())
     if type(value) is MappingProxyType:
         return value
     if isinstance(value, Mapping):

@@ -133,17 +133,19 @@ class Context:
         self._cancel(time.monotonic())
 
     def _cancel(self, when: float) -> None:
-        with self._lock:
-            if self._cancelled_at is not None:
-                return
-            self._cancelled_at = when
-            children = list(self._children) if self._children is not None else []
-            self._children = None
-            event = self._event
-        if event is not None:
-            event.set()
-        for child in children:
-            child._cancel(when)
+        pending = [self]  # a loop, not recursion: chains may be deeper than the stack
+        while pending:
+            ctx = pending.pop()
+            with ctx._lock:
+                if ctx._cancelled_at is not None:
+                    continue
+                ctx._cancelled_at = when
+                children = list(ctx._children) if ctx._children is not None else []
+                ctx._children = None
+                event = ctx._event
+            if event is not None:
+                event.set()
+            pending.extend(children)
 
     @property
     @contract(ThreadSafety.TS)

@@ -186,11 +186,14 @@ class _WorkerStats:
         self.running = False
 
 
-class _Timer:
-    """A job deadline (``item``) or a delayed call (``action``).
+_ARMED, _SETTLED, _FIRED = 0, 1, 2  # _Timer.state: waiting, job finished in time, went off
+_COMPACT_AFTER = 64  # settled timers left in the watchdog's heap before it is rebuilt
+_AVG_WEIGHT = 0.25  # weight of the newest batch in the running mean of item run time
 
-    ``state``: 0 armed, 1 settled by the worker, 2 fired.
-    """
+
+class _Timer:
+    """A job deadline (``item``) or a delayed call (``action``); ``state`` is _ARMED,
+    _SETTLED (the worker finished the job in time) or _FIRED."""
 
     __slots__ = ("action", "deadline", "item", "state")
 
@@ -200,7 +203,7 @@ class _Timer:
         self.deadline = deadline
         self.item = item
         self.action = action
-        self.state = 0
+        self.state = _ARMED
 
     def __lt__(self, other: _Timer) -> bool:
         return self.deadline < other.deadline
@@ -240,14 +243,14 @@ class _Watchdog:
     def settle(self, timer: _Timer) -> bool:
         """The worker finished the job: True when it still owns the outcome."""
         with self._cond:
-            if timer.state == 2:
+            if timer.state == _FIRED:
                 return False
-            timer.state = 1
+            timer.state = _SETTLED
             self._settled += 1
             if self._stopping:
                 self._cond.notify()  # this may have been the last armed timer: let it exit
-            if self._settled > 64 and self._settled * 2 > len(self._heap):
-                self._heap = [t for t in self._heap if t.state == 0]
+            if self._settled > _COMPACT_AFTER and self._settled * 2 > len(self._heap):
+                self._heap = [t for t in self._heap if t.state == _ARMED]
                 heapq.heapify(self._heap)
                 self._settled = 0
             return True
@@ -257,7 +260,7 @@ class _Watchdog:
             fired: list[_Timer] = []
             with self._cond:
                 while not fired:
-                    if self._stopping and not any(t.state == 0 for t in self._heap):
+                    if self._stopping and not any(t.state == _ARMED for t in self._heap):
                         self._thread = None  # a later arm() starts a new thread
                         return
                     if not self._heap:
@@ -266,8 +269,8 @@ class _Watchdog:
                     now = time.monotonic()
                     while self._heap and self._heap[0].deadline <= now:
                         timer = heapq.heappop(self._heap)
-                        if timer.state == 0:
-                            timer.state = 2
+                        if timer.state == _ARMED:
+                            timer.state = _FIRED
                             fired.append(timer)
                         else:
                             self._settled -= 1
@@ -294,7 +297,7 @@ class _Watchdog:
     def stop(self, deadline: float | None, join: bool) -> None:
         with self._cond:
             self._stopping = True
-            self._heap = [t for t in self._heap if t.state == 0]
+            self._heap = [t for t in self._heap if t.state == _ARMED]
             heapq.heapify(self._heap)
             self._settled = 0
             self._cond.notify_all()
@@ -698,7 +701,7 @@ class WorkerPool(Executor):
             if ran:
                 elapsed = time.monotonic() - started
                 # approximate on purpose: workers race on this average, any recent value will do
-                self._avg_run += (elapsed / ran - self._avg_run) * 0.25
+                self._avg_run += (elapsed / ran - self._avg_run) * _AVG_WEIGHT
                 if elapsed <= BATCH_SLICE:
                     limit = min(MAX_BATCH, limit * 2)
                 elif limit > 1:

@@ -75,6 +75,28 @@ def _wants_page(environ: Mapping[str, Any]) -> bool:
     return not accept or "text/html" in accept or "*/*" in accept
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _same_origin(environ: Mapping[str, Any]) -> bool:
+    """Whether a post comes from the proxied page itself (or from no browser at all).
+
+    Browsers send ``Origin`` with every POST; the monitor posts to its own page's origin,
+    so a foreign ``Origin`` is another site writing into the developer's error list. On
+    the proxy's own ports the host must be loopback too (a DNS-rebound name is not).
+    """
+    uri: str = environ.get("REQUEST_URI", "")
+    forwarded = uri.lower().startswith("http://")  # full mode: an absolute-URI request
+    host = urlsplit(uri).netloc if forwarded else environ.get("HTTP_HOST", "")
+    if host and not forwarded and (urlsplit(f"//{host}").hostname or "") not in _LOOPBACK:
+        return False
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme == "http" and bool(host) and parts.netloc.lower() == host.lower()
+
+
 def _read_upto(stream: Any, limit: int) -> bytes:
     """Read a body of unknown length (chunked), stopping once it is over ``limit``."""
     parts: list[bytes] = []
@@ -317,6 +339,8 @@ class _Routes:
     ) -> list[bytes]:
         if not self.telemetry_enabled:
             return _simple(start_response, 403, b"telemetry is turned off\n")
+        if not _same_origin(environ):
+            return _simple(start_response, 403, b"telemetry is accepted from the page only\n")
         text = environ.get("CONTENT_LENGTH") or ""
         declared = int(text) if text.isdigit() else None
         if declared is not None and declared > MAX_TELEMETRY_BODY:

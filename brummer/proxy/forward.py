@@ -566,9 +566,9 @@ def exchange(
             if on_request_bytes is not None:
                 on_request_bytes(sent)
             _quick_ack(conn.sock)
-            while True:
+            while True:  # interim answers (100 Continue, 102, 103 Early Hints) are skipped
                 version, status, reason, resp_headers, raw = _read_head(conn.rfile)
-                if status != 100 or method == "CONNECT":
+                if not 100 <= status < 200 or status == 101 or method == "CONNECT":
                     break
             conn.sock.settimeout(None)
             response = UpstreamResponse(

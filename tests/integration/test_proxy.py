@@ -1108,3 +1108,72 @@ def test_head_answers_made_by_the_proxy_carry_no_body(upstream: Upstream) -> Non
             assert rest.startswith(b"HTTP/1.1 " + status), f"HEAD {path} sent a body: {rest[:60]!r}"
     finally:
         proxy.stop()
+
+
+def test_telemetry_posts_from_other_sites_are_refused(
+    upstream: Upstream, proxy: ProxyServer
+) -> None:
+    # Any page the developer opens could post made-up "browser errors" (text that AI tools
+    # then read through MCP) to the proxy on 127.0.0.1; only the proxied page's own origin
+    # may, and a rebound host name may not.
+    base = proxy.register_url(upstream.url, "web")
+    netloc = urlsplit(base).netloc
+    body = json.dumps(
+        {"sessionId": "s1", "events": [{"type": "javascript_error", "data": {"message": "x"}}]}
+    ).encode()
+
+    def post(headers: dict[str, str]) -> int:
+        return get(base, "/__brummer__/telemetry", headers, method="POST", body=body)[0]
+
+    assert post({"Origin": "https://evil.example"}) == 403
+    assert post({"Origin": "null"}) == 403
+    assert post({"Origin": f"http://localhost:{upstream.port}"}) == 403  # another origin
+    rebound = f"rebind.example:{urlsplit(base).port}"
+    assert post({"Host": rebound, "Origin": f"http://{rebound}"}) == 403
+    assert proxy.telemetry.get_sessions_for_process("web") == []
+    assert post({"Origin": f"http://{netloc}"}) == 204  # the page itself
+    assert post({}) == 204  # no browser: a local tool
+    (session,) = proxy.telemetry.get_sessions_for_process("web")
+    assert len(session.events) == 2
+
+
+def test_telemetry_in_full_mode_is_accepted_from_the_page_origin(upstream: Upstream) -> None:
+    full = ProxyServer(port=0, mode="full")
+    full.start()
+    try:
+        full.register_url(upstream.url, "web")
+        body = json.dumps({"sessionId": "s2", "events": [{"type": "page_load"}]}).encode()
+        for origin, status in [(upstream.url, 204), ("https://evil.example", 403)]:
+            conn = http.client.HTTPConnection("127.0.0.1", full.port, timeout=5)
+            conn.request(
+                "POST",
+                upstream.url + "/__brummer__/telemetry",
+                body=body,
+                headers={"Origin": origin},
+            )
+            assert conn.getresponse().status == status
+            conn.close()
+        (session,) = full.telemetry.get_sessions_for_process("web")
+        assert len(session.events) == 1
+    finally:
+        full.stop()
+
+
+def test_interim_1xx_answers_other_than_101_are_skipped(proxy: ProxyServer) -> None:
+    # 103 Early Hints (Node's writeEarlyHints) precedes the real answer: relaying it as the
+    # final answer would leave the client waiting and the real one in a pooled connection.
+    raw = RawUpstream(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        reset=False,
+    )
+    try:
+        base = proxy.register_url(raw.url, "hints")
+        conn = connect(base)
+        for _ in range(2):
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (200, b"ok")
+        conn.close()
+    finally:
+        raw.close()

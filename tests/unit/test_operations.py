@@ -304,3 +304,12 @@ def test_a_huge_timeout_is_accepted_and_waits() -> None:
     ctx.cancel()
     thread.join(10)
     assert outcome == [True]
+
+
+def test_cancel_reaches_the_end_of_a_very_long_chain() -> None:
+    root = Context.background()
+    leaf = root
+    for _ in range(5000):  # deeper than the interpreter's recursion limit
+        leaf = leaf.with_cancel()
+    root.cancel()
+    assert leaf.cancelled
