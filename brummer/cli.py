@@ -379,6 +379,7 @@ def _worst_exit_code(app: Any) -> int:
     return worst
 
 
+_NAME_WIDTH_MIN, _NAME_WIDTH_MAX = 5, 20  # padding of the name column in headless output
 _COLOURS = (36, 33, 35, 32, 34, 96, 93, 95, 92, 94)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -386,6 +387,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 @contract(ThreadSafety.TS)
 class LinePrinter:
     """A process-manager log callback printing ``HH:MM:SS name | line``.
+
+    Names are padded to the longest one printed so far (at most 20 characters), so the
+    ``|`` column lines up as in honcho and concurrently.
 
     Thread safety: TS. Calls from several reader threads are serialised by one lock, so
     lines never interleave mid-line. Colours the name (and stderr lines) only when the
@@ -397,6 +401,7 @@ class LinePrinter:
         self._app = app
         self._lock = threading.Lock()  # guards writes to the stream and the name cache
         self._names: dict[str, str] = {}
+        self._width = _NAME_WIDTH_MIN  # names are padded to the longest seen, up to a cap
         isatty = getattr(stream, "isatty", lambda: False)
         self._colour = bool(isatty()) if colour is None else colour
 
@@ -408,7 +413,8 @@ class LinePrinter:
                 proc = self._app.processes.get_process(process_id)
             name = proc.name if proc is not None else process_id
             self._names[process_id] = name
-        return name
+            self._width = max(self._width, min(len(name), _NAME_WIDTH_MAX))
+        return name.ljust(self._width)
 
     @contract(ThreadSafety.TS)
     def format(self, name: str, line: str, is_error: bool, when: dt.datetime) -> str:
@@ -420,7 +426,7 @@ class LinePrinter:
         line = line.rstrip("\r\n")
         if not self._colour:
             return f"{stamp} {name} | {_ANSI.sub('', line)}"
-        colour = _COLOURS[sum(name.encode()) % len(_COLOURS)]
+        colour = _COLOURS[sum(name.rstrip().encode()) % len(_COLOURS)]
         text = f"\x1b[31m{line}\x1b[0m" if is_error else line
         return f"\x1b[2m{stamp}\x1b[0m \x1b[{colour}m{name}\x1b[0m | {text}"
 

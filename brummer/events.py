@@ -744,14 +744,15 @@ class EventBus:
             thread = threading.Thread(
                 target=self._thread_main, name=f"brummer-events-{len(self._threads)}", daemon=True
             )
-            self._threads.append(thread)
-        try:
-            thread.start()
-        except RuntimeError:
-            _log.exception("event bus: could not start a dispatcher thread")
-            with self._lock:
-                self._threads.remove(thread)
+            # Started under the lock so stop() never sees (and joins) an unstarted thread;
+            # start() only waits for the thread's bootstrap, not for _thread_main to take the lock.
+            try:
+                thread.start()
+            except RuntimeError:
+                _log.exception("event bus: could not start a dispatcher thread")
                 self._dispatchers -= 1
+                return
+            self._threads.append(thread)
 
     def _thread_main(self) -> None:
         self._local.dispatching = True

@@ -497,7 +497,7 @@ class WorkerPool(Executor):
         """
         if not callable(fn):
             raise _not_callable(fn)
-        check_timeout(_COMPONENT, timeout)
+        timeout = check_timeout(_COMPONENT, timeout)
         return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
 
     def _put(self, item: _Item, wait: float) -> None:
@@ -797,7 +797,9 @@ class WorkerPool(Executor):
 
         Args:
             wait: join the threads before returning.
-            cancel_futures: cancel every accepted item that has not started yet.
+            cancel_futures: cancel every accepted item that has not started yet; their
+                Futures count as done for ``concurrent.futures.wait``/``as_completed``, and
+                their done-callbacks never run under the pool's lock.
         """
         self._stop(None, wait=wait, cancel=cancel_futures)
 

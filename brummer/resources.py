@@ -1,7 +1,8 @@
 """Resource budgets: :class:`ResourceManager` hands out :class:`ResourceHandle` s within limits.
 
-Each :class:`ResourceType` has a limit (defaults from the original design: threads below
-``cpu_count * 8``, 1000 files, 100 queues/connections, 512 MB of memory counted in MB).
+Each :class:`ResourceType` has a limit (defaults from the original design's budgets:
+``cpu_count * 8`` threads, 1000 files, 100 queues/connections, 512 MB of memory counted in
+MB); in use never exceeds it.
 ``acquire`` waits until the amount fits, first come first served: a large request at the
 head of the line is not overtaken by small ones behind it, so it cannot starve. A handle
 is released exactly once, by ``release`` or by leaving its ``with`` block.
@@ -173,7 +174,8 @@ class ResourceManager:
         limits: limit per kind; kinds not given use :data:`DEFAULT_LIMITS`.
 
     Raises:
-        BrummerError: INVALID_ARGUMENT for an unknown kind or a limit that is not an int ≥ 1.
+        BrummerError: INVALID_ARGUMENT for limits that are not a mapping, an unknown kind
+            or a limit that is not an int ≥ 1.
 
     Guarantees: for each kind, the sum of unreleased handles never exceeds the limit;
     waiting requests are granted strictly in arrival order (a request that does not fit
@@ -181,6 +183,13 @@ class ResourceManager:
     """
 
     def __init__(self, limits: Mapping[ResourceType, int] | None = None) -> None:
+        if limits is not None and not isinstance(limits, Mapping):
+            raise BrummerError(
+                _COMPONENT,
+                ErrorCode.INVALID_ARGUMENT,
+                f"limits must be a mapping of ResourceType to int, not {type(limits).__name__}",
+                hint="pass e.g. {ResourceType.FILES: 100}, or None for the defaults",
+            )
         merged = dict(DEFAULT_LIMITS)
         for key, value in (limits or {}).items():
             kind = _kind(key)

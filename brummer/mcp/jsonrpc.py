@@ -200,7 +200,7 @@ def decode(body: bytes | str) -> Decoded:
     """
     try:
         parsed = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RPCError(PARSE_ERROR, f"Parse error: {exc}") from exc
     if isinstance(parsed, list):
         if not parsed:

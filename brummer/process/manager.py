@@ -341,7 +341,7 @@ class ProcessManager:
         )
         try:
             child.start()
-        except OSError as exc:
+        except Exception as exc:  # OSError mostly; anything else must not leave it PENDING
             self._start_failed(proc, exc)
             return proc
         try:
@@ -369,8 +369,8 @@ class ProcessManager:
             child.watch()  # lines and the exit are reported after PROCESS_STARTED
         return proc
 
-    def _start_failed(self, proc: Process, exc: OSError) -> None:
-        reason = exc.strerror or str(exc)
+    def _start_failed(self, proc: Process, exc: Exception) -> None:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
         what = proc._spec.command if proc._spec.args is None else proc._spec.display
         message = f"[brummer] cannot start {what!r}: {reason}"
         if isinstance(exc, FileNotFoundError):

@@ -10,8 +10,10 @@ import html as _html
 import itertools
 import json
 import logging
+import re
 import socket
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -537,6 +539,8 @@ class _Routes:
         process_name: str,
         finish: Callable[[int, str], None],
     ) -> Iterable[bytes]:
+        if response.content_length is None:
+            return self._inject_stream(response, headers, start_response, process_name, finish)
         encoding = response.header("Content-Encoding")
         status_line = f"{response.status} {response.reason}".rstrip()
         body = bytearray()
@@ -548,38 +552,53 @@ class _Routes:
                     start_response(status_line, headers)
                     return _Relay(response, finish, itertools.chain([bytes(body)], pieces))
         except UpstreamFailure as exc:
-            response.close()
-            finish(0, str(exc))  # recorded with the upstream's status and the error
-            broken = error_page(
-                502,
-                "Bad Gateway",
-                f"{process_name} broke the connection while sending the page ({exc}).",
-                f"Check {process_name}'s log in brummer, then reload.",
-            )
-            return _simple(start_response, 502, broken, "text/html; charset=utf-8")
+            return _broken_page(response, start_response, process_name, finish, exc)
         decoded = decode_body(bytes(body), encoding)
         page: bytes | None = None
-        nonce = ""
-        csp = [v for k, v in headers if k.lower() == "content-security-policy"]
-        new_csp: list[str] = []
-        for policy in csp:
-            relaxed, got = relax_csp(policy)
-            new_csp.append(relaxed)
-            nonce = nonce or got
+        new_csp, nonce = _relaxed_csp(headers)
         if decoded is not None:
             page = inject_monitor(decoded, process_name, nonce)
         if page is None:
             start_response(status_line, headers)
             return _Relay(response, finish, [bytes(body)])
-        kept = [
-            (k, v)
-            for k, v in headers
-            if k.lower() not in {"content-length", "content-encoding", "content-security-policy"}
-        ]
-        kept.extend(("Content-Security-Policy", p) for p in new_csp)
+        kept = _page_headers(headers, new_csp)
         kept.append(("Content-Length", str(len(page))))
         start_response(status_line, kept)
         return _Relay(response, finish, [page])
+
+    def _inject_stream(
+        self,
+        response: UpstreamResponse,
+        headers: list[tuple[str, str]],
+        start_response: Callable[..., Any],
+        process_name: str,
+        finish: Callable[[int, str], None],
+    ) -> Iterable[bytes]:
+        """A page of unknown length (chunked or close-delimited): inject into its beginning
+        and stream the rest as it arrives (server-side rendering streams its HTML)."""
+        status_line = f"{response.status} {response.reason}".rstrip()
+        inflater = _Inflater.for_encoding(response.header("Content-Encoding"))
+        raw: list[bytes] = []
+        page = bytearray()
+        pieces = iter(response)
+        try:
+            if inflater is not None:
+                for piece in pieces:
+                    raw.append(piece)
+                    page += inflater.feed(piece)
+                    if _beginning_seen(page):
+                        break
+        except zlib.error:
+            inflater = None  # not what it claims to be: relay it as it is
+        except UpstreamFailure as exc:
+            return _broken_page(response, start_response, process_name, finish, exc)
+        new_csp, nonce = _relaxed_csp(headers)
+        injected = None if inflater is None else inject_monitor(bytes(page), process_name, nonce)
+        if inflater is None or injected is None:
+            start_response(status_line, headers)
+            return _Relay(response, finish, itertools.chain(raw, pieces))
+        start_response(status_line, _page_headers(headers, new_csp))
+        return _Relay(response, finish, _inflated(injected, pieces, inflater))
 
     def _websocket(
         self,
@@ -728,6 +747,109 @@ class _Routes:
                 error=error,
             )
         return []
+
+
+def _broken_page(
+    response: UpstreamResponse,
+    start_response: Callable[..., Any],
+    process_name: str,
+    finish: Callable[[int, str], None],
+    exc: UpstreamFailure,
+) -> list[bytes]:
+    response.close()
+    finish(0, str(exc))  # recorded with the upstream's status and the error
+    broken = error_page(
+        502,
+        "Bad Gateway",
+        f"{process_name} broke the connection while sending the page ({exc}).",
+        f"Check {process_name}'s log in brummer, then reload.",
+    )
+    return _simple(start_response, 502, broken, "text/html; charset=utf-8")
+
+
+def _relaxed_csp(headers: list[tuple[str, str]]) -> tuple[list[str], str]:
+    """The page's CSP headers loosened for the monitor, and the nonce it needs ("" if none)."""
+    nonce = ""
+    policies: list[str] = []
+    for name, value in headers:
+        if name.lower() == "content-security-policy":
+            relaxed, got = relax_csp(value)
+            policies.append(relaxed)
+            nonce = nonce or got
+    return policies, nonce
+
+
+def _page_headers(headers: list[tuple[str, str]], policies: list[str]) -> list[tuple[str, str]]:
+    """Headers of a rewritten page: no length, no encoding (it is decoded), loosened CSP."""
+    kept = [
+        (k, v)
+        for k, v in headers
+        if k.lower() not in {"content-length", "content-encoding", "content-security-policy"}
+    ]
+    kept.extend(("Content-Security-Policy", p) for p in policies)
+    return kept
+
+
+_PAGE_BEGINNING = re.compile(rb"<head(?:\s[^>]*)?>|<body[\s>]", re.IGNORECASE)
+_BEGINNING_LIMIT = 65536  # inject_monitor looks this far; a streamed page waits no longer
+
+
+def _beginning_seen(page: bytearray) -> bool:
+    return len(page) >= _BEGINNING_LIMIT or _PAGE_BEGINNING.search(page) is not None
+
+
+class _Inflater:
+    """Incremental gzip/deflate decoding (identity passes through) of a streamed page."""
+
+    def __init__(self, wbits: int | None, *, identity: bool = False) -> None:
+        self._identity = identity
+        self._wbits = wbits  # None: deflate, zlib-wrapped or raw, decided by the first bytes
+        self._inflater: Any = None
+
+    @staticmethod
+    def for_encoding(encoding: str) -> _Inflater | None:
+        encoding = encoding.strip().lower()
+        if encoding in {"", "identity"}:
+            return _Inflater(None, identity=True)
+        if encoding in {"gzip", "x-gzip"}:
+            return _Inflater(16 + zlib.MAX_WBITS)
+        if encoding == "deflate":
+            return _Inflater(None)
+        return None
+
+    def feed(self, data: bytes) -> bytes:
+        if self._identity:
+            return data
+        if self._inflater is None:
+            wbits = self._wbits
+            if wbits is None:  # a zlib header is 0x?8 with (CMF * 256 + FLG) % 31 == 0
+                wrapped = (
+                    len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] * 256 + data[1]) % 31 == 0
+                )
+                wbits = zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
+            self._inflater = zlib.decompressobj(wbits)
+        out: bytes = self._inflater.decompress(data)
+        return out
+
+    def flush(self) -> bytes:
+        if self._inflater is None:
+            return b""
+        out: bytes = self._inflater.flush()
+        return out
+
+
+def _inflated(first: bytes, rest: Iterator[bytes], inflater: _Inflater) -> Iterator[bytes]:
+    yield first
+    try:
+        for piece in rest:
+            data = inflater.feed(piece)
+            if data:
+                yield data
+        tail = inflater.flush()
+    except zlib.error as exc:
+        raise UpstreamFailure("reset", f"the page's encoding broke mid-stream: {exc}") from exc
+    if tail:
+        yield tail
 
 
 def _buffered(rfile: Any, sock: socket.socket) -> bytes:

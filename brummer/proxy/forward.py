@@ -42,6 +42,7 @@ READ_CHUNK = 65536  # largest piece read from a socket at once
 MAX_HEAD_LINE = 65536  # longest status or header line accepted from an upstream
 MAX_HEADERS = 200  # most header lines accepted from an upstream
 MAX_IDLE_PER_ORIGIN = 64  # idle keep-alive connections kept per upstream origin
+MAX_IDLE_TOTAL = 256  # idle keep-alive connections kept in all (full mode reaches many hosts)
 FRESH_IDLE = 0.5  # seconds a pooled connection is reused without checking it is still open
 
 HOP_BY_HOP = frozenset(
@@ -120,13 +121,25 @@ class UpstreamPool:
     by one thread at a time. :meth:`close` shuts every connection down, in use or idle.
 
     Not for: connection limits. A request never waits for a pooled connection; when none is
-    idle it opens a new one.
+    idle it opens a new one. Idle ones are bounded: ``MAX_IDLE_PER_ORIGIN`` per origin and
+    ``max_idle`` in all (the least recently used is closed first).
     """
 
-    def __init__(self, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self, *, connect_timeout: float = CONNECT_TIMEOUT, max_idle: int = MAX_IDLE_TOTAL
+    ) -> None:
+        if isinstance(max_idle, bool) or not isinstance(max_idle, int) or max_idle < 0:
+            raise BrummerError(
+                COMPONENT,
+                ErrorCode.INVALID_ARGUMENT,
+                f"max_idle must be an int ≥ 0, not {max_idle!r}",
+                hint="pass how many idle upstream connections to keep, e.g. 256",
+            )
         self._connect_timeout = connect_timeout
-        self._lock = TSLock("proxy.pool")  # guards _idle, _all, _closed; no I/O under it
+        self._max_idle = max_idle
+        self._lock = TSLock("proxy.pool")  # guards _idle, _lru, _all, _closed; no I/O under it
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._lru: dict[_Conn, None] = {}  # every idle connection, least recently used first
         self._all: set[_Conn] = set()
         self._closed = False
 
@@ -145,6 +158,10 @@ class UpstreamPool:
                 self._check_open()
                 idle = self._idle.get(origin)
                 conn = idle.pop() if idle else None
+                if conn is not None:
+                    self._lru.pop(conn, None)
+                    if not idle:
+                        del self._idle[origin]  # full mode meets many origins: no empty lists
             if conn is None:
                 break
             # A connection idle for a moment only is almost never closed yet (keep-alive
@@ -177,13 +194,27 @@ class UpstreamPool:
         Thread safety: TS.
         """
         if reusable:
+            evicted: _Conn | None = None
             with self._lock:
-                idle = self._idle.setdefault(conn.origin, [])
-                if not self._closed and conn in self._all and len(idle) < MAX_IDLE_PER_ORIGIN:
+                idle = self._idle.get(conn.origin, [])
+                kept = not self._closed and conn in self._all and len(idle) < MAX_IDLE_PER_ORIGIN
+                if kept:
                     conn.uses += 1
                     conn.idle_since = time.monotonic()
                     idle.append(conn)
-                    return
+                    self._idle[conn.origin] = idle
+                    self._lru[conn] = None
+                    if len(self._lru) > self._max_idle:
+                        evicted = next(iter(self._lru))
+                        del self._lru[evicted]
+                        others = self._idle[evicted.origin]
+                        others.remove(evicted)
+                        if not others:
+                            del self._idle[evicted.origin]
+            if evicted is not None:
+                self._discard(evicted)
+            if kept:
+                return
         self._discard(conn)
 
     @contract(ThreadSafety.TS)
@@ -222,6 +253,7 @@ class UpstreamPool:
             conns = list(self._all)
             idle = [conn for conns_of in self._idle.values() for conn in conns_of]
             self._idle.clear()
+            self._lru.clear()
         for conn in conns:
             conn.shutdown()  # a thread reading from an in-use one sees EOF at once
         for conn in idle:

@@ -28,7 +28,14 @@ from brummer.contracts import ThreadSafety, contract
 from brummer.tui.bridge import UIBridge
 from brummer.tui.palette import PALETTE
 from brummer.tui.views.base import View
-from brummer.tui.views.lists import ErrorsView, ProcessesView, ScriptsView, URLsView, WebView
+from brummer.tui.views.lists import (
+    ErrorsView,
+    ProcessesView,
+    ScriptsView,
+    URLsView,
+    WebView,
+    latest_runs,
+)
 from brummer.tui.views.logs import LogsView
 from brummer.tui.views.settings import SettingsView
 
@@ -62,6 +69,23 @@ GLOBAL_KEYS = (
     ("?", "this help"),
     ("q", "quit: stops every process tree first"),
 )
+
+
+class _Header(urwid.Text):
+    """The tab bar: every title when it fits, else numbers with only the current title."""
+
+    def __init__(self) -> None:
+        super().__init__("", wrap="clip")
+        self._compact: urwid.Text = urwid.Text("", wrap="clip")
+
+    def set_tabs(self, full: list[Any], compact: list[Any]) -> None:
+        self.set_text(full)
+        self._compact.set_text(compact)
+
+    def render(self, size: tuple[int] | tuple[()], focus: bool = False) -> urwid.TextCanvas:  # type: ignore[override]
+        if size and urwid.str_util.calc_width(self.text, 0, len(self.text)) > size[0]:
+            return self._compact.render(size, focus)
+        return super().render(size, focus)
 
 
 class _Top(urwid.WidgetWrap[urwid.Widget]):
@@ -132,7 +156,7 @@ class BrummerTUI:
             "web": WebView(self),
             "settings": SettingsView(self),
         }
-        self.header = urwid.Text("", wrap="clip")
+        self.header = _Header()
         self.status_text = urwid.Text("", wrap="clip")
         self.hints = urwid.Text("", wrap="clip")
         self.command = urwid.Edit(":")
@@ -150,9 +174,8 @@ class BrummerTUI:
         self.top = _Top(self)
         self.current = ""
         urwid.connect_signal(self.command, "postchange", self._command_changed)
-        scripts = self._scripts()
-        first = "logs" if initial else ("scripts" if scripts else "processes")
-        self.switch_to(first)
+        # Scripts first, even when there are none: its empty text says why and what to do.
+        self.switch_to("logs" if initial else "scripts")
         self.status("Tab switches views · : runs commands · ? help · q quits")
         self._report_problems()
 
@@ -284,7 +307,7 @@ class BrummerTUI:
         running = failed = 0
         if processes is not None:
             with contextlib.suppress(Exception):
-                for proc in processes.get_all_processes():
+                for proc in latest_runs(processes.get_all_processes()):  # not restarted runs
                     if proc.is_running():
                         running += 1
                     elif str(getattr(proc.status, "name", proc.status)) == "FAILED":
@@ -295,6 +318,7 @@ class BrummerTUI:
         if self.current == "errors":
             self._errors_seen = self._error_count
         markup: list[Any] = [("header", " brummer ")]
+        compact: list[Any] = [("header", " ")]
         for index, name in enumerate(VIEW_ORDER, start=1):
             title = self.views[name].title
             extra = ""
@@ -306,7 +330,9 @@ class BrummerTUI:
                 if name != self.current:
                     attr = "tab alert"
             markup.append((attr, f" {index} {title}{extra} "))
-        self.header.set_text(markup)
+            short = f" {index} {title}{extra} " if name == self.current else f" {index}{extra} "
+            compact.append((attr, short))
+        self.header.set_tabs(markup, compact)
 
     @contract(ThreadSafety.ST)
     def refresh(self, tags: Iterable[str] | None = None) -> None:
@@ -492,7 +518,10 @@ class BrummerTUI:
         if not arg:
             self.status("run what? :run <script> or :run <command>", error=True)
             return
-        self.background(lambda: self.app.run(arg), f"started {arg}")
+        done = f"started {arg}"
+        if " " not in arg and arg not in self._scripts():
+            done = f"no script named {arg!r}: started it as a shell command"
+        self.background(lambda: self.app.run(arg), done)
         self.switch_to("logs", process_id=None)
 
     def _targets(self, arg: str) -> list[Any]:

@@ -7,13 +7,22 @@ cache is a dict filled with immutable values (a race fills the same key twice, h
 from __future__ import annotations
 
 import re
+import zlib
 from typing import Any
 
 import urwid
 
 from brummer.contracts import ThreadSafety, contract
 
-__all__ = ["MAX_LINE_CHARS", "PALETTE", "ansi_markup", "clean_text", "status_symbol"]
+__all__ = [
+    "MAX_LINE_CHARS",
+    "NAME_ATTRS",
+    "PALETTE",
+    "ansi_markup",
+    "clean_text",
+    "name_attr",
+    "status_symbol",
+]
 
 PALETTE: list[tuple[str, ...]] = [
     ("header", "white", "dark blue"),
@@ -28,6 +37,11 @@ PALETTE: list[tuple[str, ...]] = [
     ("dim", "dark gray", "default"),
     ("time", "dark gray", "default"),
     ("name", "light cyan", "default"),
+    ("name 1", "yellow", "default"),
+    ("name 2", "light magenta", "default"),
+    ("name 3", "light green", "default"),
+    ("name 4", "light blue", "default"),
+    ("name 5", "brown", "default"),
     ("error", "light red", "default"),
     ("warning", "yellow", "default"),
     ("success", "light green", "default"),
@@ -51,6 +65,19 @@ _STATUS_SYMBOLS = {
     "FAILED": ("failed", "✗"),
     "SUCCESS": ("success", "✓"),
 }
+
+
+NAME_ATTRS = ("name", "name 1", "name 2", "name 3", "name 4", "name 5")
+
+
+@contract(ThreadSafety.TS, guarantees="pure")
+def name_attr(name: str) -> str:
+    """The palette attribute of a process name: the same name always gets the same colour.
+
+    Thread safety: TS. Pure. Lines of different processes interleave in the Logs view; a
+    colour per process (as honcho and concurrently do) tells them apart at a glance.
+    """
+    return NAME_ATTRS[zlib.crc32(name.encode("utf-8", "replace")) % len(NAME_ATTRS)]
 
 
 @contract(ThreadSafety.TS, guarantees="pure")

@@ -4,7 +4,9 @@ import http.server
 import os
 import sys
 
-PORT = int(os.environ.get("PORT", "0"))
+# Like a real dev server (vite uses 5173): a fixed port, so a restart serves the same URL and
+# keeps the same proxy URL; the next free port when another copy of the demo holds it.
+PORT = int(os.environ.get("PORT", "5173"))
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -32,11 +34,21 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def log_request(self, code="-", size="-"):
+        print(f"[dev] {self.command} {self.path} -> {getattr(code, 'value', code)}", flush=True)
+
     def log_message(self, fmt, *args):
-        print(f"[dev] {self.command} {self.path} -> {args[1] if len(args) > 1 else ''}", flush=True)
+        pass  # log_request above prints one line per request; send_error's text is not news
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+def bind(port):
+    try:
+        return http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    except OSError:
+        return http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+server = bind(PORT)
 port = server.server_address[1]
 print("\x1b[36m[dev]\x1b[0m starting development server...", flush=True)
 print(f"\x1b[32m  ➜  Local:\x1b[0m   http://localhost:{port}/", flush=True)

@@ -138,7 +138,7 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
             seen_children.setdefault(child.pid, child)
 
     tmux.wait_for("1 Scripts")
-    screen = tmux.wait_for("run dev")
+    screen = tmux.wait_for("python3 server.py")  # what each script runs, not "npm run dev"
     assert "watch" in screen
 
     # run "build" from the Scripts view: filter, Enter closes the command line, Enter runs
@@ -169,10 +169,10 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
     tmux.keys("Enter")
     tmux.wait_for("search 'rebuilding'")
 
-    # stop it from the processes view (running processes are listed first)
+    # stop it from the processes view (rows keep the order the processes first started in)
     tmux.keys("2")
     tmux.wait_for("▶ watch")
-    tmux.keys("s")
+    tmux.keys("Down", "s")
     tmux.wait_for("■ watch")
     note_children()
 

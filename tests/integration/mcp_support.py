@@ -44,7 +44,7 @@ class Raw:
     def send(
         self,
         method: str,
-        body: bytes | None = None,
+        body: bytes | Iterator[bytes] | None = None,  # an iterator is sent chunked
         headers: Mapping[str, str] | None = None,
         *,
         session: bool = True,

@@ -15,6 +15,7 @@ import json
 import socket
 import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,6 +106,28 @@ class Upstream:
                 yield b"data: second\n\n"
 
             return Response(events(), content_type="text/event-stream")
+        if path in {"/html-stream", "/html-stream-gzip"}:
+            compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+
+            def encode(data: bytes) -> bytes:
+                if path == "/html-stream":
+                    return data
+                return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+            def page() -> Iterator[bytes]:  # server-side rendering that streams its HTML
+                yield encode(
+                    b"<!doctype html><html><head><title>s</title></head><body><p>shell</p>"
+                )
+                self.sse_started.set()
+                self.release.wait(10)
+                yield encode(b"<p>late part</p></body></html>")
+                if path != "/html-stream":
+                    yield compressor.flush()
+
+            resp = Response(page(), content_type="text/html; charset=utf-8")
+            if path != "/html-stream":
+                resp.headers["Content-Encoding"] = "gzip"
+            return resp
         if path == "/endless":
 
             def endless() -> Iterator[bytes]:

@@ -215,15 +215,16 @@ def test_headless_prints_lines_and_exits_with_the_worst_code() -> None:
     assert cli.returncode == 1, err
     lines = out.splitlines()
     assert any(
-        line.endswith("| Tests: 1 failed, 3 passed, 4 total") and " test | " in line
-        for line in lines
+        re.fullmatch(r"\S+ test +\| Tests: 1 failed, 3 passed, 4 total", line) for line in lines
     ), (out, err)
     assert any(" build | [build] build completed successfully" in line for line in lines), (
         out,
         err,
     )
-    stamp = re.compile(r"^\d\d:\d\d:\d\d \S+ \| ")
+    stamp = re.compile(r"^\d\d:\d\d:\d\d \S+ +\| ")
     assert all(stamp.match(line) for line in lines), lines[:5]
+    # the names are padded so that the | column lines up
+    assert len({line.index(" | ") for line in lines}) == 1, lines
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -312,8 +313,8 @@ def test_cli_in_process_with_a_config_that_is_not_toml(
     assert code == 3
     assert f"warning: {project / '.brum.toml'}:2: not valid TOML" in err
     assert "Traceback" not in err
-    assert re.search(r"^\d\d:\d\d:\d\d hello \| hello from script$", out, re.MULTILINE)
-    assert re.search(r"^\d\d:\d\d:\d\d fail \| about to fail$", out, re.MULTILINE)
+    assert re.search(r"^\d\d:\d\d:\d\d hello +\| hello from script$", out, re.MULTILINE)
+    assert re.search(r"^\d\d:\d\d:\d\d fail +\| about to fail$", out, re.MULTILINE)
 
 
 def test_mcp_flag_runs_the_stdio_hub(tmp_path: Path) -> None:

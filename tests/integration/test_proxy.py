@@ -1177,3 +1177,33 @@ def test_interim_1xx_answers_other_than_101_are_skipped(proxy: ProxyServer) -> N
         conn.close()
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("path", ["/html-stream", "/html-stream-gzip"])
+def test_streamed_html_gets_the_monitor_without_waiting_for_the_end(
+    upstream: Upstream, proxy: ProxyServer, path: str
+) -> None:
+    # Server-side rendering streams the page shell first and the rest later: the monitor
+    # goes into the shell, which reaches the browser before the upstream has finished.
+    base = proxy.register_url(upstream.url, "web")
+    conn = connect(base, timeout=5)
+    conn.request("GET", path, headers={**PAGE_HEADERS, "Accept-Encoding": "gzip"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("Content-Encoding") is None
+    assert resp.getheader("Content-Length") is None
+    first = b""
+    while b"<p>shell</p>" not in first:
+        more = resp.read1(65536)  # a timeout here: the proxy held the page back
+        assert more
+        first += more
+    assert not upstream.release.is_set()
+    assert first.count(MONITOR_TAG) == 1
+    assert first.index(MONITOR_TAG) > first.index(b"<head>")
+    upstream.release.set()
+    rest = resp.read()
+    conn.close()
+    assert rest.endswith(b"<p>late part</p></body></html>")
+    assert MONITOR_TAG not in rest
+    assert wait_until(lambda: len(proxy.get_requests()) == 1)
+    assert proxy.get_requests()[0].response_size == len(first + rest)

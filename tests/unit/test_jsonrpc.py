@@ -175,3 +175,11 @@ def test_parse_time_takes_rfc3339_and_durations() -> None:
     assert (stamp - ago).total_seconds() == 300
     with pytest.raises(ValueError):
         parse_time("yesterday-ish")
+
+
+def test_deeply_nested_json_is_a_parse_error_not_a_crash() -> None:
+    # json.loads raises RecursionError (not ValueError) for very deep nesting.
+    for body in (b"[" * 100_000, b'{"a":' * 100_000):
+        with pytest.raises(RPCError) as info:
+            decode(body)
+        assert info.value.code == PARSE_ERROR

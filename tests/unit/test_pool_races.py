@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from concurrent.futures import Future, as_completed, wait
 
 import attrs
+from hypothesis import given, settings, strategies as st
 
 from brummer.errors import BrummerError, ErrorCode
 from brummer.pool import Priority, WorkerPool
@@ -159,3 +161,91 @@ def _busy(pool: WorkerPool) -> threading.Thread:
         if stats.running:
             return thread
     raise AssertionError("no busy worker")
+
+
+@given(
+    st.integers(min_value=1, max_value=4),
+    st.integers(min_value=0, max_value=300),
+    st.lists(st.sampled_from(Priority), min_size=1, max_size=3),
+)
+@settings(max_examples=15)
+def test_shutdown_cancelling_racing_submitters_resolves_every_future_once(
+    workers: int, cancel_after: int, levels: list[Priority]
+) -> None:
+    pool = WorkerPool(workers, queue_size=40, submit_timeout=10)
+    runs: dict[tuple[int, int], int] = {}
+    accepted: list[tuple[tuple[int, int], Future[None]]] = []
+    under_lock: list[bool] = []
+    refusals: list[ErrorCode] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(3)
+
+    def record(key: tuple[int, int]) -> None:
+        with lock:
+            runs[key] = runs.get(key, 0) + 1
+
+    def on_done(_: Future[None]) -> None:
+        free = pool._mutex.acquire(timeout=1)
+        if free:
+            pool._mutex.release()
+        under_lock.append(not free)
+
+    def submitter(n: int) -> None:
+        barrier.wait(10)
+        for i in range(200):
+            try:
+                future = pool.submit_with_priority(levels[i % len(levels)], record, (n, i))
+            except BrummerError as exc:
+                refusals.append(exc.code)
+                return
+            future.add_done_callback(on_done)
+            with lock:
+                accepted.append(((n, i), future))
+
+    threads = [threading.Thread(target=submitter, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    barrier.wait(10)
+    assert wait_until(lambda: len(accepted) >= min(cancel_after, 400), timeout=10)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for thread in threads:
+        thread.join(10)
+    pool.stop(timeout=20)
+    _, not_done = wait([f for _, f in accepted], timeout=5)
+    assert not not_done
+    for key, future in accepted:
+        assert runs.get(key, 0) == (0 if future.cancelled() else 1), key
+    assert not any(under_lock)
+    assert set(refusals) <= {ErrorCode.INVALID_STATE}
+    metrics = pool.metrics()
+    assert metrics.submitted == len(accepted) == metrics.completed + metrics.cancelled
+    assert metrics.threads == 0
+
+
+def _waiting_in_threading(thread: threading.Thread) -> bool:
+    """Whether the thread is blocked in a threading wait (e.g. Future.result)."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == "wait" and frame.f_code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_map_accepts_a_huge_timeout_while_it_waits() -> None:
+    gate = threading.Event()
+    main = threading.current_thread()
+
+    def open_gate() -> None:
+        assert wait_until(lambda: _waiting_in_threading(main), timeout=10)
+        gate.set()
+
+    opener = threading.Thread(target=open_gate)
+    with WorkerPool(1) as pool:
+        results = pool.map(lambda x: gate.wait(10) and x, [1, 2], timeout=1e300)
+        opener.start()
+        try:
+            assert list(results) == [1, 2]
+        finally:
+            gate.set()
+            opener.join(10)

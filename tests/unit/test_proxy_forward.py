@@ -224,6 +224,29 @@ def test_closed_pool_refuses_work() -> None:
     assert info.value.code is ErrorCode.INVALID_STATE
 
 
+def test_idle_connections_are_bounded_across_origins() -> None:
+    # Full mode reaches any number of hosts: idle keep-alive sockets (and their descriptors)
+    # must not pile up per origin without a bound on the whole pool.
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(6)]
+    pool = UpstreamPool(max_idle=4)
+    try:
+        for listener in listeners:
+            conn, reused = pool.take(listener.getsockname()[:2])
+            assert not reused
+            pool.give_back(conn, reusable=True)
+        assert pool.connection_count() == 4  # the two least recently used were closed
+        newest = listeners[-1].getsockname()[:2]
+        conn, reused = pool.take(newest)
+        assert reused
+        pool.give_back(conn, reusable=True)
+    finally:
+        pool.close()
+        for listener in listeners:
+            listener.close()
+    with pytest.raises(BrummerError):
+        UpstreamPool(max_idle=-1)
+
+
 def test_tunnel_copies_both_ways_and_propagates_half_close() -> None:
     client_a, client_b = socket.socketpair()
     up_a, up_b = socket.socketpair()

@@ -148,6 +148,14 @@ def test_bad_limits_are_invalid_argument(limits: dict[object, object]) -> None:
     assert info.value.code is ErrorCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("limits", [[(FILES, 3)], 5, "files"])
+def test_limits_that_are_not_a_mapping_are_invalid_argument(limits: object) -> None:
+    with pytest.raises(BrummerError) as info:
+        ResourceManager(limits)  # type: ignore[arg-type]
+    assert info.value.code is ErrorCode.INVALID_ARGUMENT
+    assert info.value.hint
+
+
 def test_acquire_times_out_when_nothing_is_released() -> None:
     manager = ResourceManager({FILES: 1})
     held = manager.acquire(FILES)

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from brummer.config import Config
+from brummer.logs import LogLevel
 
 _ids = itertools.count()
 
@@ -33,7 +34,7 @@ class FakeEntry:
     process_name: str
     timestamp: dt.datetime
     content: str
-    level: int = 1
+    level: LogLevel = LogLevel.INFO
     is_error: bool = False
     tags: tuple[str, ...] = ()
     priority: int = 0
@@ -78,6 +79,15 @@ class FakeLogs:
         self.max_entries = max_entries
 
     def add(self, process_id: str, process_name: str, content: str, is_error: bool = False) -> Any:
+        # Like the real store: the level comes from the content, not from the stream.
+        lowered = content.lower()
+        level = (
+            LogLevel.ERROR
+            if "error" in lowered or "fail" in lowered
+            else LogLevel.WARNING
+            if "warn" in lowered
+            else LogLevel.INFO
+        )
         entry = FakeEntry(
             id=str(next(_ids)),
             seq=len(self.entries),
@@ -85,9 +95,9 @@ class FakeLogs:
             process_name=process_name,
             timestamp=dt.datetime.now(dt.UTC),
             content=content,
-            level=3 if is_error else 1,
+            level=level,
             is_error=is_error,
-            priority=60 if is_error else 0,
+            priority={LogLevel.ERROR: 55, LogLevel.WARNING: 35}.get(level, 10),
         )
         self.entries.append(entry)
         if len(self.entries) > self.max_entries:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -466,3 +467,206 @@ def test_configuration_problems_are_shown_at_start(app: FakeApp) -> None:
     assert "/p/.brum.toml:3: bogus: unknown key (+1 more, see 7 Settings)" in screen(tui)
     press(tui, "7")
     assert "! /p/.brum.toml:3: bogus: unknown key" in screen(tui, (100, 60))
+
+
+def row_runs(canvas: Any, needle: str) -> list[tuple[Any, str]]:
+    """The (attribute, text) runs of the first rendered row containing ``needle``."""
+    for row in canvas.content():
+        runs = [(attr, text.decode()) for attr, _cs, text in row]
+        if needle in "".join(text for _, text in runs):
+            return runs
+    raise AssertionError(f"no row contains {needle!r}")
+
+
+def attr_of(canvas: Any, needle: str) -> Any:
+    """The attribute the text ``needle`` is drawn with."""
+    for attr, text in row_runs(canvas, needle):
+        if needle in text:
+            return attr
+    raise AssertionError(f"{needle!r} is split over several runs")
+
+
+def test_log_colours_and_priority_filter_follow_the_real_store_levels() -> None:
+    """Plain lines are not red (stderr or not); errors are red, warnings yellow; `p` keeps them."""
+    from brummer.logs import LogStore
+
+    app = FakeApp()
+    store = LogStore()
+    app.logs = store  # type: ignore[assignment]
+    try:
+        store.add("dev-1", "dev", "compiled successfully in 27 ms")
+        store.add("dev-1", "dev", "\x1b[33m[watch]\x1b[0m src/App.tsx changed")
+        store.add("dev-1", "dev", "> webpack --watch (progress on stderr)", True)
+        store.add("dev-1", "dev", "warning: unused variable 'tmp'", True)
+        store.add("dev-1", "dev", "TypeError: Cannot read properties of undefined", True)
+        tui = make(app, initial=("dev",))
+        canvas = tui.top.render(SIZE, focus=True)
+        assert attr_of(canvas, "compiled successfully") is None
+        assert attr_of(canvas, "src/App.tsx changed") is None
+        assert attr_of(canvas, "progress on stderr") is None
+        assert attr_of(canvas, "unused variable") == "warning"
+        assert attr_of(canvas, "Cannot read properties") == "error"
+        press(tui, "p")
+        text = screen(tui)
+        assert "TypeError" in text
+        assert "unused variable" in text
+        assert "compiled successfully" not in text
+        assert "progress on stderr" not in text
+    finally:
+        store.close()
+
+
+def test_the_selected_row_is_highlighted_across_its_whole_width(app: FakeApp) -> None:
+    """A list row drawn in several colours (symbol, name, status, URL) still shows the cursor."""
+    app.processes.procs += [FakeProcess("watch"), FakeProcess("dev")]
+    tui = make(app)
+    press(tui, "2")
+    canvas = tui.top.render(SIZE, focus=True)
+    selected = tui.views["processes"].selected
+    assert selected is not None
+    runs = row_runs(canvas, f"{selected.name} ")
+    assert {attr for attr, _ in runs} == {"focus"}
+    other = "dev" if selected.name == "watch" else "watch"
+    assert "focus" not in {attr for attr, _ in row_runs(canvas, f"{other} ")}
+
+
+def test_restart_replaces_the_row_and_keeps_order_and_selection(app: FakeApp) -> None:
+    """A restarted process is one row (its latest run), in place, still selected."""
+    dev, watch = FakeProcess("dev"), FakeProcess("watch")
+    watch.start_time = dev.start_time + dt.timedelta(seconds=1)
+    app.processes.procs += [dev, watch]
+    tui = make(app)
+    press(tui, "2", "down")
+    assert tui.views["processes"].selected is watch
+    press(tui, "r", "r")
+    assert [c for c, _ in app.processes.calls] == ["restart", "restart"]
+    text = screen(tui)
+    rows = text.splitlines()
+    assert "Processes: 2" in rows[1]
+    assert [row.split()[1] for row in rows[2:4]] == ["dev", "watch"]
+    assert "watch" not in "".join(rows[4:-2])
+    assert "stopped" not in text
+    selected = tui.views["processes"].selected
+    assert selected.name == "watch"
+    assert selected is not watch
+    assert selected.is_running()
+
+
+def test_scripts_show_what_they_run_not_the_npm_launcher(
+    app: FakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from brummer.process import Script
+
+    script = Script(
+        name="a:dev",
+        command="npm run dev",
+        cwd="/ws/packages/a",
+        source="workspace",
+        package="a",
+        description='node -e "serve()"',
+    )
+    monkeypatch.setattr(app.processes, "scripts", lambda: {"a:dev": script})
+    text = screen(make(app))
+    assert 'node -e "serve()"' in text
+
+
+def test_web_details_give_the_duration_in_milliseconds(app: FakeApp) -> None:
+    @attrs.frozen
+    class Request:
+        method: str = "GET"
+        url: str = "http://localhost:3000/api/items"
+        status: int = 200
+        duration: float = 0.001829392000217922
+        process_name: str = "dev"
+        timestamp: dt.datetime = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+    app.proxy.requests.append(Request())
+    tui = make(app)
+    press(tui, "6")
+    text = screen(tui, (100, 30))
+    assert "duration: 1.8 ms" in text
+    assert "0.0018" not in text
+
+
+def test_an_empty_project_opens_on_scripts_saying_what_to_do(
+    app: FakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app.processes, "scripts", lambda: {})
+    problem = "/p/package.json: not valid JSON (line 2); fix the file to see its scripts"
+    monkeypatch.setattr(app.processes, "script_problems", lambda: [problem], raising=False)
+    tui = make(app)
+    assert tui.current == "scripts"
+    text = screen(tui, (100, 20))
+    assert "no scripts found" in text
+    assert ":run <command>" in text
+    assert "package.json: not valid JSON (line 2)" in text.split("\n", 3)[3]
+
+
+def test_search_highlights_every_match_inside_the_line(app: FakeApp) -> None:
+    """Not only a marker in the margin: the matching text itself stands out (pm2#4013)."""
+    app.logs.add("dev-1", "dev", "\x1b[33m[watch]\x1b[0m compiled main.ts, compiled api.ts")
+    app.logs.add("dev-1", "dev", "nothing to see")
+    tui = make(app, initial=("dev",))
+    command(tui, "compiled", prefix="/")
+    runs = row_runs(tui.top.render(SIZE, focus=True), "compiled main.ts")
+    assert [text for attr, text in runs if attr == "match"] == ["»", "compiled", "compiled"]
+    assert "".join(text for _, text in runs).startswith("»")
+    assert "[watch]" in "".join(text for attr, text in runs if attr != "match")
+
+
+def test_each_process_name_has_its_own_colour_in_the_logs(app: FakeApp) -> None:
+    app.logs.add("dev-1", "dev", "from dev")
+    app.logs.add("watch-1", "watch", "from watch")
+    tui = make(app, initial=("dev",))
+    canvas = tui.top.render(SIZE, focus=True)
+    dev, watch = attr_of(canvas, "dev "), attr_of(canvas, "watch ")
+    assert dev != watch
+    assert {dev, watch} <= {"name", "name 1", "name 2", "name 3", "name 4", "name 5"}
+
+
+def test_wrapped_log_lines_continue_under_the_text_column(app: FakeApp) -> None:
+    from brummer.tui.views.logpane import TEXT_COLUMN
+
+    long = " ".join(f"word{i:03d}" for i in range(40))
+    app.logs.add("dev-1", "dev", long)
+    tui = make(app, initial=("dev",))
+    rows = screen(tui, (80, 20)).splitlines()
+    first = next(i for i, row in enumerate(rows) if "word000" in row)
+    assert rows[first].index("word000") == TEXT_COLUMN
+    continuation = rows[first + 1]
+    assert continuation[:TEXT_COLUMN].strip() == ""
+    assert continuation[TEXT_COLUMN] != " "
+    # every character of the line is still shown, in order
+    shown = rows[first][TEXT_COLUMN:] + "".join(
+        r[TEXT_COLUMN:] for r in rows[first + 1 : first + 6]
+    )
+    assert long in shown
+
+
+def test_a_narrow_terminal_still_names_the_current_view(app: FakeApp) -> None:
+    app.processes.procs += [FakeProcess("a"), FakeProcess("b", FakeStatus.FAILED)]
+    tui = make(app)
+    press(tui, "3")
+    header = screen(tui, (45, 12)).splitlines()[0]
+    assert "3 Logs" in header
+    assert "▶1" in header
+    assert "✗1" in header
+    assert " 7 " in header  # every view number is still there
+    assert "7 Settings" in screen(tui, (120, 12)).splitlines()[0]
+
+
+def test_header_counts_a_restarted_failure_once(app: FakeApp) -> None:
+    first = FakeProcess("test", FakeStatus.FAILED)
+    again = FakeProcess("test", FakeStatus.FAILED)
+    again.start_time = first.start_time + dt.timedelta(seconds=5)
+    app.processes.procs += [first, again, FakeProcess("dev")]
+    assert "2 Processes ▶1 ✗1 " in screen(make(app))
+
+
+def test_running_an_unknown_script_name_says_it_runs_a_shell_command(app: FakeApp) -> None:
+    tui = make(app)
+    command(tui, "run tset")
+    assert app.ran == ["tset"]
+    assert "no script named 'tset': started it as a shell command" in screen(tui)
+    command(tui, "run test")
+    assert "started test" in screen(tui)

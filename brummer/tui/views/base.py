@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import urwid
 
 from brummer.contracts import ThreadSafety, contract
+from brummer.tui.palette import PALETTE
 
 __all__ = ["Host", "Row", "View", "format_duration", "local_time"]
 
@@ -104,6 +105,11 @@ class View(urwid.WidgetWrap[urwid.Widget]):
         return "\n".join(f"  {key:<12} {what}" for key, what in self.keys)
 
 
+# Every attribute becomes "focus" on the selected row: a row drawn in several colours (status,
+# name, URL) must still show the cursor across its whole width.
+_FOCUS_MAP: dict[str | None, str] = {None: "focus", **{entry[0]: "focus" for entry in PALETTE}}
+
+
 @contract(ThreadSafety.ST)
 class Row(urwid.WidgetWrap[urwid.Widget]):
     """One selectable line of a list: highlighted when focused.
@@ -114,7 +120,7 @@ class Row(urwid.WidgetWrap[urwid.Widget]):
     def __init__(self, markup: Any, value: Any = None, *, wrap: str = "clip") -> None:
         self.value = value
         self._text = urwid.Text(markup, wrap=wrap)  # type: ignore[arg-type]
-        super().__init__(urwid.AttrMap(self._text, None, focus_map="focus"))
+        super().__init__(urwid.AttrMap(self._text, None, focus_map=_FOCUS_MAP))
 
     @contract(ThreadSafety.ST)
     def selectable(self) -> bool:

@@ -8,6 +8,7 @@ Thread safety: ST. Loop thread only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -15,7 +16,7 @@ import re
 import shutil
 import subprocess
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import urwid
@@ -34,6 +35,7 @@ __all__ = [
     "URLsView",
     "WebView",
     "copy_to_clipboard",
+    "latest_runs",
 ]
 
 
@@ -200,6 +202,24 @@ class ScriptsView(ListView):
     hint = "Enter run  / filter"
     tags = frozenset({"scripts"})
     empty_text = "no scripts found (package.json, Procfile, Makefile...); :run <command> runs one"
+
+    @contract(ThreadSafety.ST)
+    def refresh(self) -> None:
+        """Refresh: overrides the base view; an empty list also says what went wrong.
+
+        Thread safety: ST.
+        """
+        problems: list[str] = []
+        script_problems = getattr(
+            getattr(self.host.app, "processes", None), "script_problems", None
+        )
+        if script_problems is not None:
+            with contextlib.suppress(Exception):
+                problems = [str(p) for p in script_problems()]
+        base = type(self).empty_text
+        self.empty_text = "\n  ".join([base, *problems]) if problems else base
+        super().refresh()
+
     keys = (
         ("↑ ↓", "select"),
         ("Enter", "run the selected script"),
@@ -235,10 +255,12 @@ class ScriptsView(ListView):
         """
         key, script = item
         source = str(getattr(script, "source", ""))
+        # What the script does (its package.json body), not the "npm run x" that launches it.
+        body = str(getattr(script, "description", "") or script.command)
         return [
             ("name", f" {key:<24}"),
             ("dim", f" {source:<12} "),
-            clean_text(str(script.command), 200),
+            clean_text(body, 200),
         ]
 
     @contract(ThreadSafety.ST)
@@ -293,9 +315,15 @@ class ProcessesView(ListView):
         processes = getattr(self.host.app, "processes", None)
         if processes is None:
             return ()
-        procs = list(processes.get_all_processes())
-        procs.sort(key=lambda p: (not p.is_running(), -_timestamp(p.start_time)))
-        return procs
+        return latest_runs(processes.get_all_processes())
+
+    @contract(ThreadSafety.ST)
+    def key_of(self, item: Any) -> Any:
+        """Key of: the name, so the selection stays on a process across its restarts.
+
+        Thread safety: ST.
+        """
+        return item.name
 
     def _urls(self) -> dict[str, list[str]]:
         logs = getattr(self.host.app, "logs", None)
@@ -385,6 +413,29 @@ class ProcessesView(ListView):
             )
             return None
         return super().keypress(size, key)
+
+
+@contract(ThreadSafety.TS, guarantees="pure")
+def latest_runs(processes: Iterable[Any]) -> list[Any]:
+    """One row per process name: its running instances, or else its latest run.
+
+    Thread safety: TS. Pure. A restart creates a new process; the run it replaced is history
+    and would push the list around. Names keep the order in which they first started, so
+    rows do not jump when a process restarts or exits.
+    """
+    first_start: dict[str, float] = {}
+    by_name: dict[str, list[Any]] = {}
+    for proc in processes:
+        started = _timestamp(proc.start_time)
+        name = str(proc.name)
+        first_start[name] = min(first_start.get(name, started), started)
+        by_name.setdefault(name, []).append(proc)
+    rows: list[Any] = []
+    for name in sorted(by_name, key=lambda n: (first_start[n], n)):
+        runs = sorted(by_name[name], key=lambda p: _timestamp(p.start_time))
+        running = [p for p in runs if p.is_running()]
+        rows += running or runs[-1:]
+    return rows
 
 
 def _timestamp(when: dt.datetime | None) -> float:
@@ -484,7 +535,8 @@ class ErrorsView(ListView):
 
         Thread safety: ST.
         """
-        head = f"{item.kind} in {item.process_name} · seen {item.count} times · first {local_time(item.first_seen)}"
+        seen = "once" if item.count == 1 else f"{item.count} times"
+        head = f"{item.kind} in {item.process_name} · seen {seen} · first {local_time(item.first_seen)}"
         lines = [clean_text(str(line), 500) for line in item.lines[:40]]
         more = len(item.lines) - 40
         if more > 0:
@@ -673,7 +725,7 @@ class WebView(ListView):
             ("url", "url"),
             ("status", "status"),
             ("content_type", "content type"),
-            ("duration", "duration (s)"),
+            ("duration", "duration"),
             ("process_name", "process"),
             ("request_size", "request bytes"),
             ("response_size", "response bytes"),
@@ -683,6 +735,8 @@ class WebView(ListView):
         lines = []
         for field, label in fields:
             value = getattr(item, field, None)
+            if field == "duration" and isinstance(value, (int, float)):
+                value = f"{value * 1000:.1f} ms"
             if value not in (None, "", False):
                 lines.append(f"{label}: {value}")
         lines += self._telemetry(str(getattr(item, "process_name", "")))

@@ -19,14 +19,47 @@ import urwid
 from urwid.str_util import calc_text_pos, calc_width
 
 from brummer.contracts import ThreadSafety, contract
-from brummer.tui.palette import ansi_markup, clean_text
+from brummer.tui.palette import ansi_markup, clean_text, name_attr
 from brummer.tui.views.base import local_time
 
-__all__ = ["LogLine", "LogPane"]
+__all__ = ["LogLine", "LogPane", "is_high_priority", "level_attr"]
 
 NAME_WIDTH = 12
+TEXT_COLUMN = 1 + 8 + 1 + NAME_WIDTH + 2  # marker, HH:MM:SS, space, name, "| "
 MAX_PLAIN = 65_536
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+# LogLevel values (brummer.logs.LogLevel is an IntEnum with the stdlib logging numbers)
+_WARNING, _ERROR = 30, 40
+HIGH_PRIORITY = 50  # entries with a priority above this pass the `p` filter
+
+
+@contract(ThreadSafety.TS, guarantees="pure")
+def level_attr(entry: Any) -> str | None:
+    """The palette attribute of an entry's uncoloured text: by the level found in its content.
+
+    Thread safety: TS. Pure. Lines on stderr are not red by themselves: many tools write
+    progress and banners there; the store's level says what is an error or a warning.
+    """
+    level = int(getattr(entry, "level", 0))
+    if level >= _ERROR:
+        return "error"
+    if level >= _WARNING:
+        return "warning"
+    return None
+
+
+@contract(ThreadSafety.TS, guarantees="pure")
+def is_high_priority(entry: Any) -> bool:
+    """Whether ``entry`` passes the Logs view's ``p`` filter: warnings, errors, failures.
+
+    Thread safety: TS. Pure.
+    """
+    return (
+        int(getattr(entry, "level", 0)) >= _WARNING
+        or int(getattr(entry, "priority", 0)) > HIGH_PRIORITY
+    )
+
 
 _Row = tuple[bytes, list[tuple[Any, int]]]
 _Shown = list[tuple[int, _Row]]  # (line index, row) for each row on screen
@@ -48,20 +81,24 @@ class LogLine:
         self.plain = _ANSI.sub("", str(entry.content)[:MAX_PLAIN])
         self._rows: tuple[Any, list[_Row]] | None = None
 
-    def _segments(self, marker: bool) -> list[tuple[Any, str]]:
+    def _segments(self, search: re.Pattern[str] | None) -> list[tuple[Any, str]]:
         entry = self.entry
-        level = int(getattr(entry, "level", 1))
-        default = "error" if entry.is_error or level >= 3 else ("warning" if level == 2 else None)
+        default = level_attr(entry)
         name = str(entry.process_name)[:NAME_WIDTH].ljust(NAME_WIDTH)
+        content: list[tuple[Any, str]] = [
+            item if isinstance(item, tuple) else (None, item)
+            for item in ansi_markup(clean_text(str(entry.content)), default)
+        ]
+        if search is not None:
+            content = _highlight(content, search)
         segments: list[tuple[Any, str]] = [
-            ("match", "»") if marker else (None, " "),
+            ("match", "»") if search is not None else (None, " "),
             ("time", local_time(entry.timestamp)),
             (None, " "),
-            ("name", name),
+            (name_attr(str(entry.process_name)), name),
             ("dim", "| "),
         ]
-        for item in ansi_markup(clean_text(str(entry.content)), default):
-            segments.append(item if isinstance(item, tuple) else (None, item))
+        segments += content
         if self.count > 1:
             segments.append(("dim", f"  (x{self.count})"))
         return segments
@@ -76,16 +113,43 @@ class LogLine:
         key = (cols, self.count, marker, wrap)
         if self._rows is not None and self._rows[0] == key:
             return self._rows[1]
-        rows = _layout(self._segments(marker), cols, wrap)
+        rows = _layout(self._segments(search if marker else None), cols, wrap, TEXT_COLUMN)
         self._rows = (key, rows)
         return rows
 
 
-def _layout(segments: list[tuple[Any, str]], cols: int, wrap: bool) -> list[_Row]:
+def _highlight(segments: list[tuple[Any, str]], search: re.Pattern[str]) -> list[tuple[Any, str]]:
+    """``segments`` with every match of ``search`` drawn in the "match" attribute."""
+    text = "".join(chunk for _, chunk in segments)
+    spans = [m.span() for m in search.finditer(text) if m.end() > m.start()]
+    if not spans:
+        return segments
+    out: list[tuple[Any, str]] = []
+    position = 0  # offset of the current segment in ``text``
+    for attr, chunk in segments:
+        end = position + len(chunk)
+        cut = position
+        for start, stop in spans:
+            if stop <= cut or start >= end:
+                continue
+            if start > cut:
+                out.append((attr, text[cut:start]))
+            cut = min(stop, end)
+            out.append(("match", text[max(start, position) : cut]))
+        if cut < end:
+            out.append((attr, text[cut:end]))
+        position = end
+    return out
+
+
+def _layout(segments: list[tuple[Any, str]], cols: int, wrap: bool, indent: int = 0) -> list[_Row]:
+    """Cut ``segments`` into rows of ``cols``; wrapped rows start ``indent`` columns in."""
     rows: list[_Row] = []
     parts: list[bytes] = []
     runs: list[tuple[Any, int]] = []
     width = 0
+    if indent * 2 > cols:
+        indent = min(2, cols // 4)  # a narrow pane: keep room for the text
 
     def flush() -> None:
         nonlocal parts, runs, width
@@ -94,6 +158,10 @@ def _layout(segments: list[tuple[Any, str]], cols: int, wrap: bool) -> list[_Row
             runs.append((None, cols - width))
         rows.append((b"".join(parts), runs))
         parts, runs, width = [], [], 0
+        if indent:  # the next row continues the same line: line it up under the text
+            parts.append(b" " * indent)
+            runs.append((None, indent))
+            width = indent
 
     for attr, chunk in segments:
         text = chunk

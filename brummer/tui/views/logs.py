@@ -17,11 +17,9 @@ import urwid
 
 from brummer.contracts import ThreadSafety, contract
 from brummer.tui.views.base import Host, View, local_time
-from brummer.tui.views.logpane import LogLine, LogPane
+from brummer.tui.views.logpane import HIGH_PRIORITY, LogLine, LogPane, is_high_priority
 
 __all__ = ["HIGH_PRIORITY", "LogsView"]
-
-HIGH_PRIORITY = 50  # entries with priority above this (or level ERROR+) pass the `p` filter
 
 
 @contract(ThreadSafety.ST)
@@ -90,11 +88,7 @@ class LogsView(View):
 
     def _passes(self, line: LogLine) -> bool:
         entry = line.entry
-        if self.high_only and not (
-            entry.is_error
-            or int(getattr(entry, "level", 1)) >= 3
-            or int(getattr(entry, "priority", 0)) > HIGH_PRIORITY
-        ):
+        if self.high_only and not is_high_priority(entry):
             return False
         if self.show_re is not None and not self.show_re.search(line.plain):
             return False
