@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import signal
 import sys
@@ -250,7 +251,13 @@ class _Signals:
 
 
 def _kill_trees_now(app: Any) -> None:
-    """Second Ctrl-C: SIGKILL every child tree at once, without waiting for grace periods."""
+    """Second Ctrl-C: SIGKILL every child tree at once, without waiting for grace periods.
+
+    Each child leads its own process group, and the first Ctrl-C has usually killed the
+    wrappers already (``npm``, ``sh``): what ignores SIGTERM is then no longer a descendant
+    of anything brummer knows, but it is still in the group. So the whole group is killed,
+    and then whatever descendants are still found (in case one left the group).
+    """
     import psutil
 
     processes = getattr(app, "processes", None)
@@ -261,11 +268,16 @@ def _kill_trees_now(app: Any) -> None:
             pid = proc.pid
             if pid is None or not proc.is_running():
                 continue
+            descendants: list[psutil.Process] = []
             with contextlib.suppress(psutil.Error):
                 root = psutil.Process(pid)
-                for child in [*root.children(recursive=True), root]:
-                    with contextlib.suppress(psutil.Error):
-                        child.kill()
+                descendants = [*root.children(recursive=True), root]
+            group = getattr(proc.snapshot(), "pgid", None) or pid
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
+            for child in descendants:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
 
 
 def _run(project: Path, config: Config, targets: list[str], *, tui: bool) -> int:
@@ -297,7 +309,7 @@ def _run(project: Path, config: Config, targets: list[str], *, tui: bool) -> int
             )
         finally:
             if any(p.is_running() for p in app.processes.get_all_processes()):
-                _err("stopping every process…")
+                _err("stopping every process… (Ctrl-C again kills them at once)")
             signals.stopping = True
             timeout = ESCALATED_STOP_TIMEOUT if escalated.is_set() else STOP_TIMEOUT
             app.stop(timeout=timeout)

@@ -234,6 +234,13 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _runs_stubborn(pid: int) -> bool:
     for proc in _descendants(pid):
         try:
@@ -259,16 +266,25 @@ def test_headless_sigterm_stops_every_child_tree(project: Path) -> None:
 
 
 def test_second_ctrl_c_kills_at_once(project: Path) -> None:
+    """Ctrl-C, wait until brummer says it is stopping (the wrappers got SIGTERM), Ctrl-C."""
+    (project / ".brum.toml").write_text("stop_timeout = 60\n")  # the grace would be long
     cli = brummer_cli("--no-tui", "--no-mcp", "--no-proxy", "-d", str(project), "stubborn")
     try:
         assert wait_until(lambda: _runs_stubborn(cli.pid), timeout=20)
         children = _descendants(cli.pid)
+        stubborn = [p for p in children if "stubborn" in " ".join(p.cmdline())]
         cli.send_signal(signal.SIGINT)
-        cli.send_signal(signal.SIGINT)
+        assert cli.stderr is not None
+        while "stopping every process" not in cli.stderr.readline():
+            assert cli.poll() is None
+        assert stubborn
+        assert all(alive(p) for p in stubborn)  # it ignores the SIGTERM of the first Ctrl-C
         began = time.monotonic()
-        cli.communicate(timeout=20)
-        assert time.monotonic() - began < 8
-        assert wait_until(lambda: not any(p.is_running() for p in children), timeout=5)
+        cli.send_signal(signal.SIGINT)
+        cli.communicate(timeout=30)
+        assert time.monotonic() - began < 5
+        assert wait_until(lambda: not any(alive(p) for p in stubborn), timeout=5)
+        assert wait_until(lambda: not any(alive(p) for p in children), timeout=5)
     finally:
         if cli.poll() is None:
             os.killpg(cli.pid, signal.SIGKILL)

@@ -598,6 +598,7 @@ def test_block_publish_from_own_handler_fails_fast_instead_of_deadlocking() -> N
 
     bus.subscribe(EventType.LOG_LINE, handler)
     bus.publish(log(0))
+    assert wait_until(lambda: outcome, timeout=WAIT)  # the handler ran before stop() began
     bus.stop()
     assert outcome == [ErrorCode.RESOURCE_LIMIT]
 
@@ -705,8 +706,8 @@ def test_stop_times_out_on_a_stuck_handler_and_can_be_called_again() -> None:
     gate = Gate(hold_first_only=True)
     bus.subscribe(EventType.LOG_LINE, gate)
     bus.publish(log(0))
-    bus.publish(log(1))
     assert gate.entered.wait(WAIT)
+    bus.publish(log(1))  # waits behind the stuck handler: not claimed by any dispatcher
     with pytest.raises(BrummerError) as info:
         bus.stop(timeout=0.05)
     assert info.value.code is ErrorCode.TIMEOUT
