@@ -26,7 +26,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from brummer.contracts import BLOCKING, Cleanup, ThreadSafety, contract
+from brummer.contracts import BLOCKING, Cleanup, STGuard, ThreadSafety, contract
+from brummer.errors import BrummerError, ErrorCode
 
 __all__ = [
     "LINGER_AFTER_EXIT",
@@ -69,7 +70,8 @@ _ABANDON_POLL = 0.1  # seconds between checks of the abandon flag once the child
 class LineSplitter:
     """Turns a byte stream into text lines, incrementally.
 
-    Thread safety: ST. One splitter per stream, fed by one thread.
+    Thread safety: ST. One splitter per stream, fed by one thread: the first thread to feed
+    it owns it, and any other thread gets ``BrummerError(CONCURRENCY)``.
 
     Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (progress bars redraw with it); the
     terminator is not part of the line. Bytes that are not UTF-8 become U+FFFD; a multibyte
@@ -79,11 +81,17 @@ class LineSplitter:
     last line at end of stream.
     """
 
-    __slots__ = ("_carry", "_decoder", "_max")
+    __slots__ = ("_carry", "_decoder", "_guard", "_max")
 
     def __init__(self, max_line: int = MAX_LINE_CHARS) -> None:
         if max_line < 1:
-            raise ValueError(f"max_line must be at least 1, not {max_line}")
+            raise BrummerError(
+                "process",
+                ErrorCode.INVALID_ARGUMENT,
+                f"max_line must be at least 1, not {max_line}",
+                hint="pass a positive number of characters",
+            )
+        self._guard = STGuard("LineSplitter")  # one check per chunk, not per line
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._carry = ""
         self._max = max_line
@@ -94,6 +102,7 @@ class LineSplitter:
 
         Thread safety: ST.
         """
+        self._guard.check()
         text = self._carry + self._decoder.decode(data)
         if not text:
             return []
@@ -119,6 +128,7 @@ class LineSplitter:
 
         Thread safety: ST.
         """
+        self._guard.check()
         text = self._carry + self._decoder.decode(b"", final=True)
         self._carry = ""
         self._decoder.reset()
