@@ -156,7 +156,9 @@ def mcp_config_snippets(port: int, host: str = "127.0.0.1") -> str:
 
 
 def _err(message: str) -> None:
-    print(f"brummer: {message}", file=sys.stderr)
+    """Print to stderr; never raise: the terminal may be gone (a closed window, a hang-up)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"brummer: {message}", file=sys.stderr, flush=True)
 
 
 @contract(ThreadSafety.ST)
@@ -308,9 +310,11 @@ def _run(project: Path, config: Config, targets: list[str], *, tui: bool) -> int
                 app, config, targets, tui=tui, stop_requested=stop_requested, escalate=escalate
             )
         finally:
-            if any(p.is_running() for p in app.processes.get_all_processes()):
-                _err("stopping every process… (Ctrl-C again kills them at once)")
+            # Nothing here may raise before app.stop(): the children must not outlive us.
             signals.stopping = True
+            with contextlib.suppress(Exception):
+                if any(p.is_running() for p in app.processes.get_all_processes()):
+                    _err("stopping every process… (Ctrl-C again kills them at once)")
             timeout = ESCALATED_STOP_TIMEOUT if escalated.is_set() else STOP_TIMEOUT
             app.stop(timeout=timeout)
     finally:

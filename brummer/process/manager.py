@@ -43,6 +43,7 @@ from brummer.operations import Context
 from brummer.process.callbacks import CallbackID, LogCallback, LogCallbacks
 from brummer.process.child import LINGER_MAX, Child
 from brummer.process.kill import KILL_WAIT, KillTarget, kill_trees
+from brummer.process.ledger import ChildLedger
 from brummer.process.model import (
     Process,
     ProcessInfo,
@@ -112,6 +113,10 @@ class ProcessManager:
         package_manager: npm, yarn, pnpm or bun; detected when None.
         env: added to every child's environment (after :data:`CHILD_ENV`).
         stop_timeout: default grace period between SIGTERM and SIGKILL, in seconds.
+        ledger: records every child (pid, create time, group) on disk while its tree lives,
+            so a later brummer can find the orphans if this one is killed
+            (:func:`brummer.process.find_orphans`); None records nothing. The manager does
+            not close it.
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class ProcessManager:
         package_manager: str | None = None,
         env: Mapping[str, str] | None = None,
         stop_timeout: float = 10.0,
+        ledger: ChildLedger | None = None,
     ) -> None:
         root = Path(work_dir).resolve()
         if not root.is_dir():
@@ -139,6 +145,12 @@ class ProcessManager:
             None if package_manager is None else detect_package_manager(root, package_manager)
         )
         self._env = _check_env(env)
+        if ledger is not None and not isinstance(ledger, ChildLedger):
+            raise _invalid(
+                f"ledger must be a ChildLedger, not {type(ledger).__name__}",
+                "pass brummer.process.ChildLedger() or None",
+            )
+        self._ledger = ledger
         self._stop_timeout = check_timeout("process", stop_timeout, name="stop_timeout") or 0.0
         self._add_lines: Callable[[str, str, list[str], bool], Any] | None = getattr(
             log_store, "add_lines", None
@@ -345,6 +357,7 @@ class ProcessManager:
             self._start_failed(proc, exc)
             return proc
         try:
+            self._record_start(proc, child.pid)
             with proc._lock:
                 proc._child = child
                 proc._info = attrs.evolve(
@@ -368,6 +381,24 @@ class ProcessManager:
             proc._spawned.set()
             child.watch()  # lines and the exit are reported after PROCESS_STARTED
         return proc
+
+    def _record_start(self, proc: Process, pid: int | None) -> None:
+        if self._ledger is None or pid is None:
+            return
+        try:
+            self._ledger.record_start(
+                proc._info.id, pid, name=proc._info.name, command=proc._spec.display
+            )
+        except BrummerError as exc:  # the child runs anyway; only orphan tracking is lost
+            _log.warning("could not record %s in the child ledger: %s", proc._info.id, exc)
+
+    def _ledger_exit(self, proc: Process) -> None:
+        if self._ledger is None:
+            return
+        try:
+            self._ledger.record_exit(proc._info.id)
+        except BrummerError as exc:
+            _log.warning("could not update the child ledger for %s: %s", proc._info.id, exc)
 
     def _start_failed(self, proc: Process, exc: Exception) -> None:
         reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
@@ -445,6 +476,7 @@ class ProcessManager:
             else:
                 status = ProcessStatus.FAILED
             info = proc._info = attrs.evolve(info, status=status, exit_code=code, end_time=_now())
+        self._ledger_exit(proc)
         if status is ProcessStatus.FAILED:
             line = f"[brummer] process {info.name!r} failed (exit code {code})"
             if code == 127 and proc._spec.args is None:
@@ -534,15 +566,26 @@ class ProcessManager:
     def _kill(self, procs: Sequence[Process], grace: float) -> None:
         for proc in procs:
             proc._spawned.wait(_SPAWN_WAIT)
+        ledger = self._ledger
         children = [
             (proc, proc._child)
             for proc in procs
-            if proc._child is not None and (proc.is_running() or proc._child.reading)
+            if proc._child is not None
+            and (
+                proc.is_running()
+                or proc._child.reading
+                or (ledger is not None and proc.id in ledger)  # its group outlived it
+            )
         ]
         if not children:
             return
         targets = [KillTarget(child.pid or 0, reaped=child.reaped) for _, child in children]
         result = kill_trees(targets, grace)
+        if self._ledger is not None and not result.survivors:
+            try:
+                self._ledger.forget(proc.id for proc, _ in children)
+            except BrummerError as exc:
+                _log.warning("could not update the child ledger: %s", exc)
         for proc, child in children:
             if not child.on_monitor_thread():  # a callback stopping its own process
                 proc._done.wait(_EXIT_WAIT)

@@ -49,6 +49,7 @@ COMMANDS = ("run", "stop", "restart", "clear", "show", "hide", "save", "help", "
 
 _log = logging.getLogger("brummer.tui")
 
+_LIVE_FILTER = frozenset({"scripts", "processes", "errors", "urls", "web"})  # "/" filters live
 _EVENT_TAGS = {
     "log.line": ("logs",),
     "process.started": ("processes",),
@@ -397,6 +398,11 @@ class BrummerTUI:
         """
         if self.quitting:
             return None
+        if key.startswith("meta ") and len(key) == 6:
+            # Esc and a key typed quickly arrive as one "meta" key (the terminal cannot tell
+            # them apart): do both, as the user meant.
+            self.keypress(size, "esc")
+            return self.keypress(size, key[5:])
         if self.help_shown:
             self._hide_help()
             return None
@@ -448,7 +454,7 @@ class BrummerTUI:
     def _command_key(self, size: tuple[int, ...], key: str) -> str | None:
         if key == "esc":
             self._close_command()
-            if self.command_prefix == "/" and self.current == "scripts":
+            if self.command_prefix == "/" and self.current in _LIVE_FILTER:
                 self.view.search("")
             return None
         if key == "enter":
@@ -463,8 +469,8 @@ class BrummerTUI:
         return None
 
     def _command_changed(self, _edit: Any, _old: Any) -> None:
-        # Live filtering: "/text" in the Scripts view narrows the list as you type.
-        if self.command_active and self.command_prefix == "/" and self.current == "scripts":
+        # Live filtering: "/text" in a list view narrows the list as you type.
+        if self.command_active and self.command_prefix == "/" and self.current in _LIVE_FILTER:
             text = self.command.edit_text
             if text.split(" ", 1)[0] not in COMMANDS:
                 self.view.search(text)
@@ -721,6 +727,12 @@ def run_tui(
         if stop_requested is not None and stop_requested.is_set():
             return
         loop.run()
+    except (urwid.display.common.InputClosedError, OSError):
+        # The terminal went away (window closed, ssh dropped): the same as quitting; the
+        # caller stops every process tree next.
+        _log.info("the terminal was closed; quitting")
+        if stop_requested is not None:
+            stop_requested.set()
     finally:
         for sig, old in previous.items():
             with contextlib.suppress(ValueError, TypeError):

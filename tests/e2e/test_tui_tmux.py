@@ -86,8 +86,11 @@ def tmux() -> Iterator[Tmux]:
         session("kill-server", check=False)
 
 
-def start_brummer(tmux: Tmux, *args: str) -> int:
-    """Run ``python -m brummer --demo ARGS`` in a 120x40 tmux pane; return its pid."""
+def start_brummer(tmux: Tmux, *args: str, shell: bool = False) -> int:
+    """Run ``python -m brummer --demo ARGS`` in a 120x40 tmux pane; return the pane's pid.
+
+    ``shell``: run it under a shell (the pane's process is then the shell), not exec'd.
+    """
     command = [
         sys.executable,
         "-m",
@@ -112,7 +115,7 @@ def start_brummer(tmux: Tmux, *args: str) -> int:
         "40",
         "-c",
         str(ROOT),
-        f"exec env {exports} {shlex.join(command)}",
+        f"{'' if shell else 'exec '}env {exports} {shlex.join(command)}; sleep 60",
     )
     tmux("set-option", "-t", "main", "remain-on-exit", "on")
     return int(tmux("display-message", "-p", "-t", "main", "#{pane_pid}").strip())
@@ -197,3 +200,50 @@ def test_scripts_named_on_the_command_line_and_ctrl_c(tmux: Tmux) -> None:
     assert wait_until(lambda: pane_dead(tmux), timeout=30), tmux.screen()
     survivors = [p for p in children if alive(p)]
     assert survivors == [], [cmdline(p) for p in survivors]
+
+
+def test_a_closed_terminal_stops_every_child(tmux: Tmux) -> None:
+    """Close the terminal under brummer (tmux kill-server): its children must not survive.
+
+    brummer runs under a shell (not exec'd), as when typed at a prompt: the shell dies of
+    the hang-up, brummer's stdin and stderr are gone, and it must still stop every tree.
+    """
+    brummer_pid = start_brummer(tmux, "dev", "watch", shell=True)
+    tmux.wait_for("Local:")
+    tmux.wait_for("compiled successfully")
+
+    def brummer() -> psutil.Process:
+        (found,) = [p for p in descendants(brummer_pid) if "brummer" in cmdline(p)]
+        return found
+
+    app = brummer()
+    assert wait_until(lambda: len(descendants(app.pid)) >= 4, timeout=10)
+    children = descendants(app.pid)
+    tmux("kill-server")
+    assert wait_until(lambda: not alive(app), timeout=30), "brummer outlived its terminal"
+    assert wait_until(lambda: not any(alive(p) for p in children), timeout=10), [
+        cmdline(p) for p in children if alive(p)
+    ]
+
+
+def test_the_proxy_fronts_the_dev_server_and_the_web_view_shows_requests(tmux: Tmux) -> None:
+    import re
+    import urllib.request
+
+    start_brummer(tmux, "dev")
+    tmux.wait_for("Local:")
+    tmux.keys("5")
+    screen = tmux.wait_for(" → http://127.0.0.1:")
+    match = re.search(r"→ (http://127\.0\.0\.1:\d+/)", screen)
+    assert match, screen
+    with urllib.request.urlopen(match.group(1) + "api/items", timeout=10) as response:
+        assert b'"ok": true' in response.read()
+    with urllib.request.urlopen(match.group(1), timeout=10) as response:
+        page = response.read()
+    assert b"Hello from the brummer demo" in page
+    assert b"/__brummer__/monitor.js" in page  # telemetry injected into the HTML
+    tmux.keys("6")
+    screen = tmux.wait_for("200 GET")
+    assert "/api/items" in screen
+    tmux.keys("q")
+    assert wait_until(lambda: pane_dead(tmux), timeout=30), tmux.screen()

@@ -670,3 +670,81 @@ def test_running_an_unknown_script_name_says_it_runs_a_shell_command(app: FakeAp
     assert "no script named 'tset': started it as a shell command" in screen(tui)
     command(tui, "run test")
     assert "started test" in screen(tui)
+
+
+def test_a_process_logs_include_its_runs_before_a_restart(app: FakeApp) -> None:
+    """The crash that caused a restart stays visible in that process's logs (overmind#111)."""
+    first = FakeProcess("dev", FakeStatus.FAILED)
+    app.processes.procs.append(first)
+    app.logs.add(first.id, "dev", "Error: crashed on purpose")
+    app.logs.add("other-1", "other", "not dev")
+    second = FakeProcess("dev")
+    second.start_time = first.start_time + dt.timedelta(seconds=5)
+    app.processes.procs.append(second)
+    app.logs.add(second.id, "dev", "listening again")
+    tui = make(app)
+    press(tui, "2")
+    assert tui.views["processes"].selected is second
+    press(tui, "enter")
+    text = screen(tui)
+    assert tui.current == "logs"
+    assert "process dev" in text
+    assert text.index("crashed on purpose") < text.index("listening again")
+    assert "not dev" not in text
+    press(tui, "x")
+    assert [e.content for e in app.logs.entries] == ["not dev"]
+
+
+def test_opening_a_url_without_a_graphical_browser_copies_it_instead(
+    app: FakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No DISPLAY: a console browser would take over brummer's terminal, so none is started."""
+    import webbrowser
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: opened.append(url) or False)
+    monkeypatch.setattr("brummer.tui.views.lists.shutil.which", lambda _name: None)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+    now = dt.datetime.now(dt.UTC)
+    app.logs.urls.append(
+        FakeURL("http://localhost:3000/", "dev-1", "dev", now, "Local:", "http://127.0.0.1:20888/")
+    )
+    tui = make(app)
+    written: list[str] = []
+    monkeypatch.setattr(tui, "write_terminal", written.append)
+    press(tui, "5", "enter")
+    assert opened == []
+    assert "open http://127.0.0.1:20888/ yourself; copied it (OSC 52" in screen(tui)
+    assert written
+    # with a display, the browser is asked; its failure is reported, not "opened"
+    monkeypatch.setenv("DISPLAY", ":0")
+    press(tui, "enter")
+    assert opened == ["http://127.0.0.1:20888/"]
+    text = screen(tui)
+    assert "no browser could open http://127.0.0.1:20888/" in text
+    assert "opened" not in text
+
+
+def test_slash_filters_the_processes_list_as_you_type(app: FakeApp) -> None:
+    app.processes.procs += [FakeProcess("dev"), FakeProcess("watch")]
+    tui = make(app)
+    press(tui, "2", "/", "w", "a")
+    rows = screen(tui).splitlines()
+    assert "filter 'wa'" in rows[1]
+    assert "watch" in rows[2]
+    assert "dev" not in "\n".join(rows[2:-2])
+    press(tui, "esc")
+    assert "dev" in screen(tui)
+
+
+def test_esc_and_a_key_typed_quickly_do_both(app: FakeApp) -> None:
+    """A terminal delivers Esc then 4 within its escape time as "meta 4"."""
+    tui = make(app)
+    press(tui, "2", "/", "w")
+    assert tui.command_active
+    press(tui, "meta 4")
+    assert not tui.command_active
+    assert tui.current == "errors"
+    press(tui, "meta q")
+    assert tui.exit_requested

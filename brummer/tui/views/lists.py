@@ -12,9 +12,11 @@ import contextlib
 import datetime as dt
 import functools
 import logging
+import os
 import re
 import shutil
 import subprocess
+import sys
 import webbrowser
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -615,9 +617,27 @@ class URLsView(ListView):
         item = self.selected
         if key == "enter" and item is not None:
             target = str(item.proxy_url or item.url)
-            self.host.background(lambda: webbrowser.open(target), f"opened {target}")
+            if not _graphical_session():
+                # A console browser (lynx, w3m) would take over this very terminal.
+                used = copy_to_clipboard(target, self.host.write_terminal)
+                copied = f"; copied it ({', '.join(used)})" if used else ""
+                self.host.status(f"no graphical browser here: open {target} yourself{copied}")
+                return None
+            self.host.background(lambda: _open_browser(target), f"opened {target}")
             return None
         return super().keypress(size, key)
+
+
+def _graphical_session() -> bool:
+    """Whether a browser can open without taking over the terminal brummer draws on."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"))
+
+
+def _open_browser(url: str) -> None:
+    if not webbrowser.open(url):
+        raise RuntimeError(f"no browser could open {url}; open it yourself")
 
 
 # ---------------------------------------------------------------------- web

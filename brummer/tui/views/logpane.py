@@ -18,7 +18,7 @@ from typing import Any
 import urwid
 from urwid.str_util import calc_text_pos, calc_width
 
-from brummer.contracts import ThreadSafety, contract
+from brummer.contracts import STGuard, ThreadSafety, contract
 from brummer.tui.palette import ansi_markup, clean_text, name_attr
 from brummer.tui.views.base import local_time
 
@@ -208,6 +208,7 @@ class LogPane(urwid.Widget):
 
     def __init__(self) -> None:
         super().__init__()
+        self._st = STGuard("LogPane")  # the loop thread claims it on first use
         self.lines: list[LogLine] = []
         self.cursor = 0  # index of the line under the cursor
         self.top = 0
@@ -224,6 +225,7 @@ class LogPane(urwid.Widget):
 
         Thread safety: ST.
         """
+        self._st.check()
         self._invalidate()
 
     @contract(ThreadSafety.ST)
@@ -232,6 +234,7 @@ class LogPane(urwid.Widget):
 
         Thread safety: ST.
         """
+        self._st.check()
         self.cursor = max(0, min(position, len(self.lines) - 1))
         self._invalidate()
 
@@ -241,6 +244,7 @@ class LogPane(urwid.Widget):
 
         Thread safety: ST.
         """
+        self._st.check()
         return self.cursor >= len(self.lines) - 1
 
     @contract(ThreadSafety.ST)
@@ -249,6 +253,7 @@ class LogPane(urwid.Widget):
 
         Thread safety: ST.
         """
+        self._st.check()
         cols, rows = size
         self._last_rows = rows
         if not self.lines:
@@ -314,6 +319,7 @@ class LogPane(urwid.Widget):
 
         Thread safety: ST.
         """
+        self._st.check()
         if not self.lines:
             return
         if self.follow:
@@ -333,6 +339,7 @@ class LogPane(urwid.Widget):
 
         Thread safety: ST.
         """
+        self._st.check()
         if event != "mouse press":
             return False
         if button in (4, 5):
@@ -352,6 +359,7 @@ class LogPane(urwid.Widget):
 
         Thread safety: ST.
         """
+        self._st.check()
         page = max(1, (size[1] if len(size) > 1 else self._last_rows) - 1)
         steps = {"up": -1, "down": 1, "page up": -page, "page down": page}
         if key in steps:

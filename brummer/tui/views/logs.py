@@ -10,6 +10,8 @@ Thread safety: ST. Loop thread only.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import re
 from typing import Any
 
@@ -66,9 +68,21 @@ class LogsView(View):
             return []
         if self.process_id is None:
             entries: list[Any] = logs.get_all()  # a fresh list already: no second copy
-        else:
-            entries = logs.get_by_process(self.process_id)
-        return entries
+            return entries
+        runs: list[list[Any]] = [logs.get_by_process(run) for run in self._runs()]
+        if len(runs) == 1:
+            return runs[0]
+        return list(heapq.merge(*runs, key=lambda entry: entry.seq))
+
+    def _runs(self) -> list[str]:
+        """Ids of every run of the shown process: a restart is a new process with the same
+        name, and its earlier output (the crash that caused the restart) belongs here too."""
+        assert self.process_id is not None
+        processes: Any = getattr(self.host.app, "processes", None)
+        ids: list[str] = []
+        with contextlib.suppress(Exception):
+            ids = [p.id for p in processes.get_all_processes() if p.name == self.process_name]
+        return ids if self.process_id in ids else [*ids, self.process_id]
 
     def _read_new(self) -> list[Any] | None:
         """Entries added since the last refresh; None when the view must be rebuilt.
@@ -270,7 +284,8 @@ class LogsView(View):
             if self.process_id is None:
                 logs.clear()
             else:
-                logs.clear_for_process(self.process_id)
+                for run in self._runs():
+                    logs.clear_for_process(run)
         self._rebuild()
         self.host.status("logs cleared")
 
