@@ -590,8 +590,8 @@ class BrummerCatalog:
                 return entries, f"s{last}"
             position = store.cursor()
             start = max(0, position - limit)
-            entries = list(store.get_since(start, limit=limit))
-            return entries, f"p{start + len(entries)}"
+            page = store.get_since(start, limit=limit)
+            return list(page.entries), f"p{page.next_cursor}"
         if not cursor.startswith(prefix) or not cursor[1:].isdigit():
             raise _bad_argument(
                 f"cursor {cursor!r} was not made by logs_stream for this query",
@@ -599,11 +599,10 @@ class BrummerCatalog:
                 "processId, or leave it out",
             )
         after = int(cursor[1:])
-        if process_id is not None:
-            entries = list(store.get_since(after, process_id=process_id, limit=limit))
-            return entries, f"s{entries[-1].seq if entries else after}"
-        entries = list(store.get_since(after, limit=limit))
-        return entries, f"p{after + len(entries)}"
+        # next_cursor, not after + len(entries): after an eviction the two differ, and
+        # counting entries would hand the client lines it has already seen.
+        page = store.get_since(after, process_id=process_id, limit=limit)
+        return list(page.entries), f"{prefix}{page.next_cursor}"
 
     def _read_plain(
         self, store: Any, process_id: str | None, cursor: str | None, limit: int

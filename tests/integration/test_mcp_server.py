@@ -455,6 +455,28 @@ def test_logs_stream_cursor_returns_only_new_lines(stack: Stack) -> None:
     assert forged["isError"] is True
 
 
+def test_logs_stream_cursor_never_repeats_lines_after_eviction() -> None:
+    logs = LogStore(max_entries=4)
+    server = MCPServer(port=0, processes=FakeProcesses(), logs=logs)
+    server.start()
+    raw = Raw(server.port)
+    try:
+        raw.initialize("2025-11-25")
+        for i in range(3):
+            logs.add("p1", "web", f"line {i}")
+        first = raw.call("logs_stream", {"limit": 10})["structuredContent"]
+        assert [e["content"] for e in first["entries"]] == ["line 0", "line 1", "line 2"]
+        for i in range(3, 9):  # six more lines into a store of four: two are never seen
+            logs.add("p1", "web", f"line {i}")
+        nxt = raw.call("logs_stream", {"cursor": first["cursor"]})["structuredContent"]
+        assert [e["content"] for e in nxt["entries"]] == [f"line {i}" for i in range(5, 9)]
+        last = raw.call("logs_stream", {"cursor": nxt["cursor"]})["structuredContent"]
+        assert last["entries"] == []
+    finally:
+        raw.close()
+        server.stop()
+
+
 def test_errors_list_and_urls_list_come_from_the_log_store(stack: Stack) -> None:
     raw = stack.raw()
     for line in TRACEBACK:
