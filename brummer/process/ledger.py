@@ -486,17 +486,19 @@ def _tree_of(entry: LedgerEntry, *, alive: bool) -> dict[int, float]:
     With ``alive`` the child (verified) is included with its descendants and group; without,
     the pid is treated as gone and only its group and session members count.
     """
+    if not alive and _create_time(entry.pid) is not None:
+        return {}  # the pid was reused: group and session numbers may be someone else's
     me = os.getpid()
     found: dict[int, float] = {}
     candidates = set(tree_pids(KillTarget(entry.pid, reaped=not alive)))
-    for proc in psutil.process_iter():
+    # The session counts only when the child led it (brummer starts every child so);
+    # otherwise it is someone else's session, e.g. the terminal's.
+    for proc in psutil.process_iter() if entry.sid == entry.pid else ():
         if proc.pid in candidates or proc.pid == me:
             continue
         with contextlib.suppress(OSError):
             if os.getsid(proc.pid) == entry.sid:
                 candidates.add(proc.pid)
-    if not alive and _create_time(entry.pid) is not None:
-        return {}  # the pid was reused: group and session numbers may be someone else's
     for pid in candidates:
         if pid == me:
             continue

@@ -129,7 +129,10 @@ def _calls(cls: type) -> tuple[dict[str, st.SearchStrategy[Any]], list[str]]:
                     usable = False
                 continue
             if param.kind is param.KEYWORD_ONLY:
-                (keywords if param.default is param.empty else optional)[param.name] = strategy
+                # A blocking call always gets a timeout: without one, acquire() on an exhausted
+                # ResourceManager rightly waits forever for a release no script will make.
+                required = param.default is param.empty or param.name == "timeout"
+                (keywords if required else optional)[param.name] = strategy
             else:
                 positional.append(strategy)
         if not usable:
@@ -182,7 +185,8 @@ def _check_pool(pool: WorkerPool, _: dict[str, list[Any]]) -> None:
     pool.stop(10.0)
     m = pool.metrics()
     assert m.queue_depth == (0, 0, 0)
-    assert m.submitted == m.completed + m.failed + m.cancelled, m
+    # every accepted item ends in exactly one of these (PoolMetrics documents them disjoint)
+    assert m.submitted == m.completed + m.failed + m.timed_out + m.cancelled, m
 
 
 TARGETS = {

@@ -376,3 +376,23 @@ def test_manager_refuses_a_bad_ledger(tmp_path: Path) -> None:
     with pytest.raises(BrummerError) as err:
         ProcessManager(tmp_path, ledger="ledger.json")  # type: ignore[arg-type]
     assert err.value.code is ErrorCode.INVALID_ARGUMENT
+
+
+def test_a_child_that_did_not_lead_its_session_brings_only_itself(state: Path) -> None:
+    # Children in the test's own session and group: only the recorded one is listed, not
+    # the younger process next to it in that session.
+    plain = subprocess.Popen([PY, "-c", SLEEPER], stdin=subprocess.PIPE)
+    younger = subprocess.Popen([PY, "-c", SLEEPER], stdin=subprocess.PIPE)
+    try:
+        assert psutil.Process(younger.pid).create_time() >= psutil.Process(plain.pid).create_time()
+        created = psutil.Process(plain.pid).create_time()
+        entry = _child(plain.pid, created, pgid=os.getpgid(0), sid=os.getsid(0))
+        _write_ledger(state, _dead_owner(), [entry])
+        (orphan,) = find_orphans()
+        assert orphan.pids == (plain.pid,)
+    finally:
+        for proc in (plain, younger):
+            proc.kill()
+            proc.wait(timeout=10.0)
+            assert proc.stdin is not None
+            proc.stdin.close()
