@@ -60,6 +60,7 @@ class Brummer:
         self.events: Any = None
         self.logs: Any = None
         self.processes: Any = None
+        self.orphans: tuple[Any, ...] = ()  # OrphanInfo left by brummers that were killed
         self.proxy: Any = None
         self.mcp: Any = None
         self._lock = TSLock("app")  # guards _state and _stoppers; never held while stopping
@@ -108,7 +109,7 @@ class Brummer:
         from brummer.events import EventBus, EventType
         from brummer.logs import LogStore
         from brummer.pool import WorkerPool
-        from brummer.process import ProcessManager
+        from brummer.process import ChildLedger, ProcessManager
 
         cfg = self.config
         self.resources = _resource_manager()
@@ -124,12 +125,21 @@ class Brummer:
             extra_rules=_rules_for_store(cfg) or None,
         )
         self._stoppers.append(("logs", lambda _t: self.logs.close()))
+        self.orphans = _report_orphans()
+        ledger: ChildLedger | None = None
+        try:
+            ledger = ChildLedger(work_dir=self.work_dir)
+        except BrummerError as exc:  # orphan tracking is lost, brummer still runs
+            _log.warning("not recording children on disk: %s", exc)
+        if ledger is not None:
+            self._stoppers.append(("ledger", lambda _t: _close_ledger(ledger)))
         self.processes = ProcessManager(
             self.work_dir,
             event_bus=self.events,
             log_store=self.logs,
             package_manager=cfg.package_manager,
             stop_timeout=cfg.stop_timeout,
+            ledger=ledger,
         )
         self._stoppers.append(("processes", lambda t: self.processes.cleanup(timeout=t)))
         self._subscribe(EventType.PROCESS_EXITED, self._on_process_exited)
@@ -327,6 +337,31 @@ def _splittable(text: str) -> bool:
     with contextlib.suppress(ValueError):
         return bool(shlex.split(text))
     return False
+
+
+def _report_orphans() -> tuple[Any, ...]:
+    """Processes left running by brummers that died (SIGKILL, crash); logged, never signalled."""
+    from brummer.process import find_orphans
+
+    try:
+        orphans = tuple(find_orphans())
+    except Exception as exc:  # a broken state folder must not stop brummer from starting
+        _log.warning("could not look for orphaned processes: %s", exc)
+        return ()
+    for orphan in orphans:
+        _log.warning(
+            "%r (pid %d, %d process(es)) is still running from a brummer that died (pid %d): "
+            "run `brummer --clean-orphans` to stop it",
+            orphan.name,
+            orphan.pid,
+            len(orphan.pids),
+            orphan.owner_pid,
+        )
+    return orphans
+
+
+def _close_ledger(ledger: Any) -> None:
+    ledger.close()
 
 
 def _stop_bounded(name: str, stop: Callable[[float], None], timeout: float) -> None:

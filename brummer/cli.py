@@ -98,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the MCP client configuration for Claude Code, Cursor and VS Code",
     )
+    parser.add_argument(
+        "--orphans",
+        action="store_true",
+        help="list processes left running by a brummer that was killed, and exit",
+    )
+    parser.add_argument(
+        "--clean-orphans",
+        action="store_true",
+        help="stop the processes left running by a brummer that was killed, and exit",
+    )
     parser.add_argument("--version", action="version", version=f"brummer {_version()}")
     return parser
 
@@ -189,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mcp_config:
         sys.stdout.write(mcp_config_snippets(_running_port(project) or config.mcp_port))
         return EXIT_OK
+    if args.orphans or args.clean_orphans:
+        return _orphans(clean=args.clean_orphans)
     for problem in config.problems:
         _err(f"warning: {problem}")
     if args.mcp:
@@ -197,6 +209,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_tui and not use_tui:
         _err("not a terminal: running headless (same as --no-tui)")
     return _run(project, config, list(args.targets), tui=use_tui)
+
+
+def _orphans(*, clean: bool) -> int:
+    """List (and with ``clean`` stop) the children of brummers that died; return the exit code."""
+    from brummer.process import clean_orphans, find_orphans
+
+    try:
+        orphans = find_orphans()
+        for o in orphans:
+            state = "running" if o.alive else "exited, its group lives on"
+            sys.stdout.write(
+                f"{o.name}\tpid {o.pid} ({state})\t{len(o.pids)} process(es)\t"
+                f"brummer pid {o.owner_pid}\t{o.command}\n"
+            )
+        if not orphans:
+            sys.stdout.write("no orphaned processes\n")
+        elif clean:
+            result = clean_orphans(orphans, timeout=5.0)
+            stopped = set(result.terminated) | set(result.killed)
+            sys.stdout.write(f"stopped {len(stopped)} process(es)\n")
+    except BrummerError as exc:
+        _err(str(exc))
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
 def _running_port(project: Path) -> int | None:

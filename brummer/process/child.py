@@ -64,6 +64,7 @@ pipe capacity to the user (``/proc/sys/fs/pipe-user-pages-soft``); 0 keeps the d
 
 _POLL_WITHOUT_PIDFD = 0.05  # seconds between exit checks where os.pidfd_open is missing
 _ABANDON_POLL = 0.1  # seconds between checks of the abandon flag once the child has exited
+_ABANDON_DRAIN_READS = 64  # reads of what is still buffered in the pipes when abandoning them
 
 
 @contract(ThreadSafety.ST)
@@ -339,6 +340,7 @@ class Child:
                         )
                     else:
                         if self._abandon.is_set():
+                            self._drain_ready(streams, sel)
                             break
                         timeout = _ABANDON_POLL
                 elif pidfd is None:
@@ -393,6 +395,18 @@ class Child:
             self._finished.set()
             if not reported:
                 self._report_exit()
+
+    def _drain_ready(
+        self, streams: dict[int, tuple[LineSplitter, bool]], sel: selectors.BaseSelector
+    ) -> None:
+        """Before abandoning the pipes, read what is already in them (bounded: a writer
+        that never stops must not keep the monitor thread alive)."""
+        for _ in range(_ABANDON_DRAIN_READS):
+            ready = [key.fd for key, _ in sel.select(0) if key.fd in streams]
+            if not ready:
+                return
+            for fd in ready:
+                self._read(fd, streams, sel)
 
     @staticmethod
     def _report_due(exit_seen_at: float, last_data_at: float) -> float:

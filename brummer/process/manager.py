@@ -574,7 +574,8 @@ class ProcessManager:
             and (
                 proc.is_running()
                 or proc._child.reading
-                or (ledger is not None and proc.id in ledger)  # its group outlived it
+                or (ledger is not None and proc.id in ledger)
+                or _group_lives_on(proc._child.pid)  # background jobs outlived the child
             )
         ]
         if not children:
@@ -773,3 +774,18 @@ def _closed_error() -> BrummerError:
         "the process manager was cleaned up",
         hint="create a new ProcessManager",
     )
+
+
+def _group_lives_on(pgid: int | None) -> bool:
+    """Whether the process group a finished child led still has members.
+
+    kill_trees only signals such a group when no process holds its id as a pid, so a
+    reused pid is never mistaken for the child's group.
+    """
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return False
+    return True

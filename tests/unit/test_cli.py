@@ -160,3 +160,11 @@ def test_mcp_config_uses_the_port_of_a_running_instance(
     )
     assert main(["--mcp-config", "-d", str(project)]) == 0
     assert "http://127.0.0.1:7805/mcp" in capsys.readouterr().out
+
+
+def test_orphans_flag_reports_none_in_an_empty_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BRUMMER_STATE_DIR", str(tmp_path))
+    assert main(["--orphans"]) == 0
+    assert capsys.readouterr().out == "no orphaned processes\n"
