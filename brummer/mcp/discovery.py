@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 import psutil
 
+from brummer._state import state_dir
 from brummer.contracts import ThreadSafety, contract
 from brummer.errors import BrummerError, ErrorCode
 
@@ -92,13 +93,7 @@ def instances_dir() -> Path:
 
     Thread safety: TS. Reads the environment at each call.
     """
-    override = os.environ.get("BRUMMER_STATE_DIR")
-    if override:
-        return Path(override) / "instances"
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return Path(runtime) / "brummer" / "instances"
-    return Path(tempfile.gettempdir()) / f"brummer-{os.getuid()}" / "instances"
+    return state_dir() / "instances"
 
 
 @contract(ThreadSafety.TS)

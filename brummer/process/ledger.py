@@ -9,8 +9,8 @@ whose owner is dead, and :func:`clean_orphans` to stop them (SIGTERM, grace, SIG
 
 Where: ``<state>/children/<owner pid>-<random>.json``, where ``<state>`` is the directory
 that holds the MCP ``instances`` folder (``$BRUMMER_STATE_DIR``, else
-``$XDG_RUNTIME_DIR/brummer``, else ``<tempdir>/brummer-<uid>``; the same rule as
-``brummer.mcp.discovery``). The folder has mode 0700, files 0600; every write is atomic
+``$XDG_RUNTIME_DIR/brummer``, else ``<tempdir>/brummer-<uid>``; ``brummer._state`` holds
+the rule for both). The folder has mode 0700, files 0600; every write is atomic
 (temporary file, then ``os.replace``), so a reader never sees half a file.
 
 Identity: a process is taken to be the recorded child only if its pid exists *and* its
@@ -44,6 +44,7 @@ from typing import Any
 import attrs
 import psutil
 
+from brummer._state import state_dir as _default_state_dir
 from brummer.contracts import BLOCKING, ThreadSafety, check_timeout, contract
 from brummer.errors import BrummerError, ErrorCode
 from brummer.process.kill import KillResult, KillTarget, kill_trees, tree_pids
@@ -78,13 +79,7 @@ def ledgers_dir(state_dir: str | os.PathLike[str] | None = None) -> Path:
     """
     if state_dir is not None:
         return Path(state_dir) / "children"
-    override = os.environ.get("BRUMMER_STATE_DIR")
-    if override:
-        return Path(override) / "children"
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return Path(runtime) / "brummer" / "children"
-    return Path(tempfile.gettempdir()) / f"brummer-{os.getuid()}" / "children"
+    return _default_state_dir() / "children"
 
 
 def _create_time(pid: int) -> float | None:

@@ -664,31 +664,25 @@ class _Routes:
             return _Relay(response, finish)
         conn = response.connection()
         client, pending = environ["brummer.take_over"]()
-        up = down = 0
-        error = ""
-        try:
+
+        def relay() -> tuple[int, int]:
             # The upstream's own 101 head goes to the client byte for byte.
             client.sendall(response.raw_head)
             leftover = _buffered(conn.rfile, conn.sock)
             up, down = tunnel(client, conn.sock, client_pending=pending, upstream_pending=leftover)
-            down += len(response.raw_head)
-        except OSError as exc:
-            error = f"tunnel broke: {exc}"
-        finally:
-            self._pool.give_back(conn, reusable=False)
-            self._record(
-                method="GET",
-                url=url,
-                status=101,
-                started=started,
-                stamp=stamp,
-                request_size=up,
-                response_size=down,
-                content_type="websocket",
-                process=process,
-                error=error,
-            )
-        return []
+            return up, down + len(response.raw_head)
+
+        return self._tunnel(
+            conn,
+            relay,
+            method="GET",
+            url=url,
+            status=101,
+            started=started,
+            stamp=stamp,
+            content_type="websocket",
+            process=process,
+        )
 
     def _connect(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -722,12 +716,43 @@ class _Routes:
             conn = self._pool.track(upstream)
         except BrummerError as exc:
             return _simple(start_response, 503, f"{exc.message}\n".encode())
+
+        def relay() -> tuple[int, int]:
+            client, pending = environ["brummer.take_over"]()
+            client.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            return tunnel(client, upstream, client_pending=pending)
+
+        return self._tunnel(
+            conn,
+            relay,
+            method="CONNECT",
+            url=authority,
+            status=200,
+            started=started,
+            stamp=stamp,
+            content_type="",
+            process=process,
+        )
+
+    def _tunnel(
+        self,
+        conn: Any,
+        relay: Callable[[], tuple[int, int]],
+        *,
+        method: str,
+        url: str,
+        status: int,
+        started: float,
+        stamp: datetime,
+        content_type: str,
+        process: tuple[str, str | None],
+    ) -> list[bytes]:
+        """Run ``relay`` (it copies bytes both ways and returns the counts up and down), then
+        give ``conn`` back to the pool, never for reuse, and record the exchange."""
         up = down = 0
         error = ""
         try:
-            client, pending = environ["brummer.take_over"]()
-            client.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-            up, down = tunnel(client, upstream, client_pending=pending)
+            up, down = relay()
         except OSError as exc:
             error = f"tunnel broke: {exc}"
         except BrummerError as exc:
@@ -735,14 +760,14 @@ class _Routes:
         finally:
             self._pool.give_back(conn, reusable=False)
             self._record(
-                method="CONNECT",
-                url=authority,
-                status=200,
+                method=method,
+                url=url,
+                status=status,
                 started=started,
                 stamp=stamp,
                 request_size=up,
                 response_size=down,
-                content_type="",
+                content_type=content_type,
                 process=process,
                 error=error,
             )

@@ -177,15 +177,7 @@ class UpstreamPool:
         except OSError as exc:
             raise UpstreamFailure("connect", exc.strerror or str(exc)) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = _Conn(origin, sock)
-        with self._lock:
-            closed = self._closed
-            if not closed:
-                self._all.add(conn)
-        if closed:
-            conn.close()
-            self._check_open()
-        return conn, False
+        return self._adopt(_Conn(origin, sock)), False
 
     @contract(ThreadSafety.TS)
     def give_back(self, conn: _Conn, *, reusable: bool) -> None:
@@ -223,7 +215,10 @@ class UpstreamPool:
 
         Thread safety: TS. Give it back with ``give_back(conn, reusable=False)``.
         """
-        conn = _Conn(("", 0), sock)
+        return self._adopt(_Conn(("", 0), sock))
+
+    def _adopt(self, conn: _Conn) -> _Conn:
+        """Count ``conn`` among the open connections; once the pool is closed, close it and raise."""
         with self._lock:
             closed = self._closed
             if not closed:

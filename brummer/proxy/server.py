@@ -361,7 +361,11 @@ class ProxyServer(_Routes):
         with self._state_lock:
             if self._running:
                 return
-            sock = self._bind_control()
+            port = self._requested_port
+            sock = self._bind_or_fail(
+                port,
+                f"stop what listens on port {port}, or choose another port (0 picks a free one)",
+            )
             control = _Site(self, sock)
             pending = list(self._sites.values())
             with self._lock:
@@ -394,20 +398,6 @@ class ProxyServer(_Routes):
         except BrummerError:
             return True
         return False
-
-    def _bind_control(self) -> socket.socket:
-        port = self._requested_port
-        try:
-            return _bind(self._host, port)
-        except OSError as exc:
-            raise BrummerError(
-                COMPONENT,
-                ErrorCode.RESOURCE_LIMIT,
-                f"port {port} on {self._host} is in use ({exc.strerror or exc})",
-                hint=f"stop what listens on port {port}, or choose another port (0 picks a free one)",
-                context={"port": port, "host": self._host},
-                cause=exc,
-            ) from exc
 
     @contract(
         ThreadSafety.TS,
@@ -638,7 +628,7 @@ class ProxyServer(_Routes):
                 )
             start = base
         if start == 0:
-            return self._bind_or_fail(0)
+            return self._bind_or_fail(0, "free the port or choose another")
         last_error: OSError | None = None
         for candidate in range(start, min(start + PORT_ATTEMPTS, 65536)):
             try:
@@ -658,16 +648,16 @@ class ProxyServer(_Routes):
             cause=last_error,
         )
 
-    def _bind_or_fail(self, port: int) -> socket.socket:
+    def _bind_or_fail(self, port: int, hint: str) -> socket.socket:
         try:
             return _bind(self._host, port)
         except OSError as exc:
             raise BrummerError(
                 COMPONENT,
                 ErrorCode.RESOURCE_LIMIT,
-                f"port {port} is in use ({exc.strerror or exc})",
-                hint="free the port or choose another",
-                context={"port": port},
+                f"port {port} on {self._host} is in use ({exc.strerror or exc})",
+                hint=hint,
+                context={"port": port, "host": self._host},
                 cause=exc,
             ) from exc
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
+from brummer._state import state_dir
 from brummer.errors import BrummerError, ErrorCode
 from brummer.mcp.discovery import instances_dir
 from brummer.process import (
@@ -101,18 +103,27 @@ def _alive(pid: int) -> bool:
 # -- where ------------------------------------------------------------------------------------
 
 
-def test_ledgers_dir_sits_next_to_the_mcp_instances(state: Path) -> None:
+def test_ledgers_dir_sits_in_the_state_folder(state: Path) -> None:
     assert ledgers_dir() == state / "children"
+    assert ledgers_dir() == state_dir() / "children"
     assert ledgers_dir().parent == instances_dir().parent
     assert ledgers_dir("/elsewhere") == Path("/elsewhere/children")
 
 
-def test_ledgers_dir_without_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BRUMMER_STATE_DIR", raising=False)
+def test_state_dir_falls_back_to_xdg_runtime_then_tempdir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BRUMMER_STATE_DIR", str(tmp_path / "state"))
+    assert state_dir() == tmp_path / "state"
+    monkeypatch.setenv("BRUMMER_STATE_DIR", "")  # empty counts as unset
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1234")
-    assert ledgers_dir().parent == instances_dir().parent
+    assert state_dir() == Path("/run/user/1234/brummer")
+    assert ledgers_dir() == Path("/run/user/1234/brummer/children")
+    assert instances_dir() == Path("/run/user/1234/brummer/instances")
+    monkeypatch.delenv("BRUMMER_STATE_DIR")
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    assert ledgers_dir().parent == instances_dir().parent
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    assert state_dir() == tmp_path / "tmp" / f"brummer-{os.getuid()}"
 
 
 # -- writing ----------------------------------------------------------------------------------
