@@ -13,9 +13,13 @@ priorities and whose internals change between Python versions):
 - a worker takes a batch of queued items per lock acquisition, and a submitter wakes a
   worker only when one is idle and not already woken. While jobs are fast (mean run time
   under :data:`FAST_JOB`) it does not even do that when another worker is busy and made
-  progress within :data:`BATCH_SLICE`: that worker reaches the item sooner than a woken
-  thread would. A delayed "kick" (on the watchdog thread, at most one armed at a time)
-  wakes idle workers or starts threads if the busy worker stalls on a job that blocks;
+  progress lately (within twice the GIL switch interval), or was already woken and is on
+  its way: that worker reaches the item sooner than another woken thread would, and waking
+  more threads than that only makes them fight over the GIL and the mutex (several
+  submitters used to wake every idle worker this way). A delayed "kick" (on the watchdog
+  thread, at most one armed at a time) wakes idle workers or starts threads if the busy
+  worker stalls on a job that blocks; while it is armed, a submit of a fast job makes no
+  wake-up decision at all (the kick will), which keeps the submit's critical section short;
 - a worker gives the rest of its batch back to the queue as soon as a higher-priority item
   is waiting or the batch has run for more than :data:`BATCH_SLICE`, and a worker about to
   sleep first takes ("steals") items another worker claimed but has not started. So
@@ -36,6 +40,7 @@ import heapq
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -63,6 +68,11 @@ BATCH_SLICE = 0.002
 FAST_JOB = 0.00005
 """Jobs shorter than this on average (seconds) are "fast": waking a sleeping worker for one
 costs more than waiting for a busy worker to reach it, so the pool does not."""
+
+# A busy worker counts as stalled once it has not started an item for this long. Above the
+# GIL switch interval: a worker that is merely waiting for the GIL (held by a submitter)
+# is not stalled, and waking a sleeping thread then only adds a contender for the GIL.
+_STALL = max(BATCH_SLICE, 2 * sys.getswitchinterval())
 
 
 @contract(ThreadSafety.TS)
@@ -511,6 +521,12 @@ class WorkerPool(Executor):
             self._submitted += 1
             if self._idle <= self._signalled and len(self._threads) >= self._max_workers:
                 return  # every worker is busy or already woken: one of them takes it
+            if (
+                self._kick_pending
+                and self._avg_run < FAST_JOB
+                and (self._signalled or len(self._threads) > self._idle)
+            ):
+                return  # a worker is on fast jobs (or on its way); the armed kick checks it
             if self._fast_busy():
                 self._schedule_kick()  # a worker on fast jobs takes it in microseconds
             elif self._idle > self._signalled:
@@ -525,11 +541,11 @@ class WorkerPool(Executor):
         Mutex held. A hand-off to a sleeping thread costs tens of microseconds; for jobs
         shorter than :data:`FAST_JOB` the running worker gets to a new item sooner.
         """
-        return (
-            self._avg_run < FAST_JOB
-            and len(self._threads) > self._idle
-            and time.monotonic() - self._progress < BATCH_SLICE
-        )
+        if self._avg_run >= FAST_JOB:
+            return False
+        if self._signalled:
+            return True  # a worker is already on its way: it takes the queue in batches
+        return len(self._threads) > self._idle and time.monotonic() - self._progress < _STALL
 
     def _schedule_kick(self) -> None:
         """Make sure :meth:`_kick` runs within BATCH_SLICE; mutex held."""
@@ -689,7 +705,10 @@ class WorkerPool(Executor):
                     continue
                 stats.running = True
                 try:
-                    result = item.fn(*item.args, **item.kwargs)
+                    if item.kwargs:
+                        result = item.fn(*item.args, **item.kwargs)
+                    else:
+                        result = item.fn(*item.args)  # no copy of an empty kwargs dict
                 except BaseException as exc:
                     stats.running = False
                     stats.failed += 1

@@ -388,6 +388,45 @@ def test_blocking_jobs_spread_over_all_workers() -> None:
         pool.stop(timeout=10)
 
 
+def test_blocking_jobs_from_concurrent_submitters_all_get_a_worker() -> None:
+    """While jobs look fast the pool wakes no second worker when one is busy or already woken,
+    and a submit makes no wake-up decision while the kick is armed. Jobs that then block on
+    each other, submitted from several threads at once, must still all get a worker."""
+    workers = 4
+    pool = WorkerPool(workers, queue_size=1000)
+    lock = threading.Lock()
+
+    def submitter(
+        start: threading.Barrier, jobs: threading.Barrier, out: list[Future[int]]
+    ) -> None:
+        start.wait(10)
+        mine = [pool.submit(int) for _ in range(50)]  # fast work keeps the kick armed
+        mine.append(pool.submit(jobs.wait, 10))
+        with lock:
+            out.extend(mine)
+
+    try:
+        for _ in range(3):  # fast jobs: the mean run time drops under FAST_JOB
+            wait([pool.submit(int) for _ in range(300)])
+        for _ in range(3):
+            assert wait_until(lambda: pool._idle == len(pool._threads))
+            futures: list[Future[int]] = []
+            args = (threading.Barrier(workers), threading.Barrier(workers), futures)
+            threads = [threading.Thread(target=submitter, args=args) for _ in range(workers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)
+            done, not_done = wait(futures, timeout=15)
+            assert not not_done
+            assert all(f.exception() is None for f in done)  # no barrier broke: 4 ran at once
+    finally:
+        pool.stop(timeout=10)
+    metrics = pool.metrics()
+    assert metrics.submitted == metrics.completed == 900 + 3 * workers * 51
+    assert metrics.threads == 0
+
+
 def test_active_workers_counts_running_items(pool: WorkerPool) -> None:
     gate, _, _ = _blocked(pool)
     assert pool.metrics().active_workers == 1
