@@ -61,7 +61,8 @@ class Matcher:
     ``str.find`` at memory speed; only lines holding a literal are looked at from
     Python, and a chunk where they are common is matched line by line instead.
     ``segment(blob, part)`` does the same for one chunk whose joined text the caller
-    already has (the store caches them).
+    already has (the store caches them); ``lines(blob, part)`` returns that chunk's
+    matching line indexes instead (None: dense, match line by line).
     """
 
     __slots__ = ("_dense", "line_by_line", "literals", "verify")
@@ -94,12 +95,36 @@ class Matcher:
         ``starts`` (offset of each line in ``blob``, then ``len(blob) + 1``) lets a hit be
         mapped to its line by bisection instead of counting newlines.
         """
-        literals = self.literals
-        if literals is None or self._dense:
+        lines = self.lines(blob, part, starts)
+        if lines is None:
             if part is None:
                 assert blob is not None
                 part = blob.split("\n")
             return self.line_by_line(part)
+        if blob is None:
+            assert part is not None
+            size = len(part)
+        else:
+            size = len(starts) - 1 if starts is not None else blob.count("\n") + 1
+        hits = bytearray(size)
+        for line in lines:
+            hits[line] = 1
+        return hits
+
+    def lines(
+        self, blob: str | None, part: list[str] | None, starts: Sequence[int] | None = None
+    ) -> list[int] | None:
+        """Indexes (ascending) of the segment's matching lines; None: match line by line.
+
+        None is returned when the matcher has no literal, or when the literals occur on
+        more than one line in :data:`_DENSE_FRACTION` (then line-by-line matching is
+        faster; later segments of this search go line by line at once). Hits are found
+        with ``str.find`` in a loop that only collects offsets; they are mapped to lines
+        by ``bisect`` inside ``map`` and deduplicated by ``dict.fromkeys`` (C code).
+        """
+        literals = self.literals
+        if literals is None or self._dense:
+            return None
         if blob is None:
             assert part is not None
             blob = "\n".join(part)
@@ -114,29 +139,33 @@ class Matcher:
                     initial=0,
                 )
             )
-        lines = len(starts) - 1
-        hits = bytearray(lines)
-        seen = bytearray(lines)
-        budget = lines // _DENSE_FRACTION  # more candidates: line by line is faster
-        verify = self.verify
+        budget = (len(starts) - 1) // _DENSE_FRACTION  # more hits: line by line is faster
+        found: dict[int, None] = {}
+        find = blob.find
         for literal in literals:
-            pos = blob.find(literal)
-            while pos != -1:
-                line = bisect.bisect_right(starts, pos) - 1
-                if not seen[line]:
-                    seen[line] = 1
-                    budget -= 1
-                    if budget < 0:
-                        self._dense = True
-                        return self.line_by_line(part if part is not None else blob.split("\n"))
-                    if verify is _always or verify(
-                        part[line]
-                        if part is not None
-                        else blob[starts[line] : starts[line + 1] - 1]
-                    ):
-                        hits[line] = 1
-                pos = blob.find(literal, starts[line + 1])
-        return hits
+            step = len(literal)
+            positions: list[int] = []
+            append = positions.append
+            pos = find(literal)
+            while pos != -1:  # the only Python code run per hit
+                append(pos)
+                budget -= 1
+                if budget < 0:
+                    self._dense = True
+                    return None
+                pos = find(literal, pos + step)
+            found.update(
+                dict.fromkeys(map(bisect.bisect_right, itertools.repeat(starts), positions))
+            )
+        lines = list(map(operator.sub, found, itertools.repeat(1)))
+        if len(literals) > 1:
+            lines.sort()
+        verify = self.verify
+        if verify is _always:
+            return lines
+        if part is not None:
+            return [line for line in lines if verify(part[line])]
+        return [line for line in lines if verify(blob[starts[line] : starts[line + 1] - 1])]
 
 
 def _always(_key: str) -> bool:

@@ -869,21 +869,18 @@ def _search_segments(
     """Text search over the ring's segments (outside the lock), newest first with a limit.
 
     A sealed segment's keys are one joined string, so a literal is found with
-    ``str.find`` over contiguous memory; only matching entries are touched.
+    ``str.find`` over contiguous memory; hits are mapped to lines by ``bisect`` inside
+    ``map`` (C code) and only matching entries are touched.
     """
     result: list[LogEntry] = []
     for entries, blob, keys, starts in reversed(segments) if limit else segments:
-        selectors = matcher.segment(blob, keys, starts)
+        lines = matcher.lines(blob, keys, starts)
         found: Iterable[LogEntry]
-        if isinstance(selectors, bytearray):  # few hits: touch only the matching entries
-            hits = []
-            index = selectors.find(1)
-            while index != -1:
-                hits.append(index)
-                index = selectors.find(1, index + 1)
-            found = map(entries.__getitem__, hits)
+        if lines is not None:  # few hits: touch only the matching entries
+            found = map(entries.__getitem__, lines)
         else:
-            found = itertools.compress(entries, selectors)
+            part = keys if keys is not None else (blob or "").split("\n")
+            found = itertools.compress(entries, matcher.line_by_line(part))
         for check in checks:
             found = filter(check, found)
         if not limit:

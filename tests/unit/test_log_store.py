@@ -638,3 +638,41 @@ def test_concurrent_random_operations_keep_the_store_consistent(
     metrics = store.metrics()
     assert metrics.total_entries == len(everything)
     assert metrics.added_total - metrics.evicted_total >= len(everything)
+
+
+def test_search_hit_mapping_matches_brute_force_at_edges_and_densities() -> None:
+    """Hits on first/last lines of segments, repeated and overlapping occurrences,
+    non-ASCII text, and segments on both sides of the dense threshold."""
+    import re
+
+    store = LogStore(max_entries=20_000)
+    lines = []
+    for i in range(17_000):
+        block = i // 4096
+        if i % 4096 in (0, 4095):
+            line = f"edge aaaa aaaa {i}"
+        elif block == 1 and i % 3 == 0:  # dense segment: one line in three
+            line = f"aaa ➜ warn {i} warn"
+        elif i % 97 < 3:  # short hit lines in a row
+            line = "ï😀 error aaaaa error" if i % 97 else f"naïve 😀 error {i}"
+        else:
+            line = f"plain line {i} ok"
+        lines.append(line)
+    for start in range(0, len(lines), 1000):
+        store.add_lines("p", "web", lines[start : start + 1000])
+    everything = store.get_all()
+    for text, regex in [
+        ("aaaa", False),
+        ("aa", False),
+        ("😀 error", False),
+        ("warn", False),
+        ("edge", False),
+        ("error|warn", True),
+        (r"aa+ (➜|😀)", True),
+        (r"warn \d+ warn", True),
+    ]:
+        rx = re.compile(text if regex else re.escape(text), re.IGNORECASE)
+        want = [e for e in everything if rx.search(e.plain)]
+        for limit in (0, 7):
+            got = store.search(SearchQuery(text=text, regex=regex, limit=limit))
+            assert got == (want[-limit:] if limit else want), (text, limit)
