@@ -108,6 +108,7 @@ class LogCallbacks:
         entries = self._snapshot
         if not entries:
             return
+        outer = getattr(self._delivering, "active", False)  # nested: a callback delivering
         self._delivering.active = True
         try:
             for entry in entries:
@@ -130,4 +131,4 @@ class LogCallbacks:
                         if entry.inflight == 0:
                             self._cond.notify_all()
         finally:
-            self._delivering.active = False
+            self._delivering.active = outer

@@ -1078,3 +1078,30 @@ def test_child_forked_during_the_stop_is_caught_by_the_sweep(
     assert len(late) == 1
     assert gone(int(late[0].split()[1]))
     assert proc.status is ProcessStatus.STOPPED
+
+
+def test_a_callback_may_unregister_itself_after_a_nested_delivery() -> None:
+    """A delivery nested inside a callback (e.g. a failed start_command reports its error
+    line on the caller's thread) must not make the outer callback's own unregister wait
+    for itself."""
+    from brummer.process.callbacks import UNREGISTER_WAIT, LogCallbacks
+
+    callbacks = LogCallbacks()
+    ids: list[str] = []
+    seen: list[str] = []
+    waited: list[float] = []
+
+    def cb(process_id: str, line: str, is_error: bool) -> None:
+        seen.append(line)
+        if line != "outer":
+            return
+        callbacks.deliver("other", ["nested"], True)
+        began = time.monotonic()
+        callbacks.unregister(ids[0])
+        waited.append(time.monotonic() - began)
+
+    ids.append(callbacks.register(cb))
+    callbacks.deliver("p", ["outer", "after"], False)
+    assert seen == ["outer", "nested"]  # nothing after unregister returned
+    assert len(waited) == 1
+    assert waited[0] < UNREGISTER_WAIT / 2
