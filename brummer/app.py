@@ -63,7 +63,7 @@ class Brummer:
         self.orphans: tuple[Any, ...] = ()  # OrphanInfo left by brummers that were killed
         self.proxy: Any = None
         self.mcp: Any = None
-        self._lock = TSLock("app")  # guards _state and _stoppers; never held while stopping
+        self._lock = TSLock("app")  # guards _state, _stoppers; stop() stops without it
         self._state = "new"  # new -> started -> stopped
         self._stoppers: list[tuple[str, Callable[[float], None]]] = []
 
@@ -110,9 +110,10 @@ class Brummer:
         from brummer.logs import LogStore
         from brummer.pool import WorkerPool
         from brummer.process import ChildLedger, ProcessManager
+        from brummer.resources import ResourceManager
 
         cfg = self.config
-        self.resources = _resource_manager()
+        self.resources = ResourceManager()
         self.pool = WorkerPool(name="brummer-pool")
         self._stoppers.append(("pool", lambda t: self.pool.stop(timeout=t)))
         self.events = EventBus(pool=self.pool)
@@ -301,18 +302,6 @@ class Brummer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _resource_manager() -> Any:
-    """A ResourceManager (brummer.resources), or None in a build that does not ship it."""
-    import importlib
-
-    try:
-        module = importlib.import_module("brummer.resources")
-    except ModuleNotFoundError:
-        _log.debug("brummer.resources is not available; running without a resource manager")
-        return None
-    return module.ResourceManager()
 
 
 def _rules_for_store(config: Config) -> dict[str, Any]:

@@ -397,11 +397,10 @@ def _serving_banner(app: Any) -> str:
 def _start_targets(app: Any, targets: list[str]) -> int:
     code = EXIT_OK
     scripts = app.processes.scripts()
-    if len(targets) > 1 and not all(t in scripts for t in targets):
-        unknown = [t for t in targets if t not in scripts]
-        if all(" " not in t for t in unknown):
-            for target in unknown:
-                _err(f"no script named {target!r}; running it as a command")
+    unknown = [t for t in targets if t not in scripts]
+    if len(targets) > 1 and unknown and all(" " not in t for t in unknown):
+        for target in unknown:
+            _err(f"no script named {target!r}; running it as a command")
     for target in targets:
         try:
             app.run(target)

@@ -435,12 +435,10 @@ def _apply_restart(
         if error:
             problems.append(ConfigProblem(name, line, key, error))
             continue
-        restart[script] = RestartSettings(
-            mode=fields.get("mode", "on-failure"),
-            max_restarts=fields.get("max_restarts", 5),
-            backoff_initial=float(fields.get("backoff_initial", 1.0)),
-            backoff_max=float(fields.get("backoff_max", 30.0)),
-        )
+        # A configured script restarts on failure unless it says otherwise; the other
+        # settings keep RestartSettings' own defaults.
+        settings = {field: _RESTART_SPECS[field].normalise(v) for field, v in fields.items()}
+        restart[script] = RestartSettings(**{"mode": "on-failure", **settings})
 
 
 _RESTART_SPECS = {

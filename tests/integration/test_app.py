@@ -12,6 +12,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -131,6 +132,31 @@ def test_stop_is_idempotent_and_bounded_even_when_a_child_ignores_sigterm(projec
     with pytest.raises(BrummerError) as info:
         app.start()
     assert info.value.code is ErrorCode.INVALID_STATE
+
+
+def test_stop_goes_in_reverse_start_order(project: Path) -> None:
+    from brummer.resources import ResourceManager
+
+    app = Brummer(project, QUIET)
+    app.start()
+    assert isinstance(app.resources, ResourceManager)
+    order: list[str] = []
+    for name, method in (
+        ("pool", "stop"),
+        ("events", "stop"),
+        ("logs", "close"),
+        ("processes", "cleanup"),
+    ):
+        component = getattr(app, name)
+        original = getattr(component, method)
+
+        def record(*args: object, _name: str = name, _orig: Any = original, **kw: object) -> Any:
+            order.append(_name)
+            return _orig(*args, **kw)
+
+        setattr(component, method, record)
+    app.stop(timeout=15)
+    assert order == ["processes", "logs", "events", "pool"]
 
 
 def test_context_manager_stops_children(project: Path) -> None:

@@ -168,3 +168,38 @@ def test_orphans_flag_reports_none_in_an_empty_state_dir(
     monkeypatch.setenv("BRUMMER_STATE_DIR", str(tmp_path))
     assert main(["--orphans"]) == 0
     assert capsys.readouterr().out == "no orphaned processes\n"
+
+
+class _FakeProcesses:
+    def scripts(self) -> dict[str, str]:
+        return {"dev": "vite"}
+
+
+class _FakeApp:
+    def __init__(self) -> None:
+        self.processes = _FakeProcesses()
+        self.ran: list[str] = []
+
+    def run(self, target: str) -> None:
+        self.ran.append(target)
+
+
+@pytest.mark.parametrize(
+    ("targets", "warned"),
+    [
+        (["dev", "lint"], ["lint"]),  # several bare names, one unknown: likely a typo
+        (["lint"], []),  # a single target may be a command
+        (["dev", "python -m http.server"], []),  # a command with spaces is meant as one
+        (["dev"], []),
+    ],
+)
+def test_unknown_script_names_among_several_targets_are_reported(
+    targets: list[str], warned: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brummer.cli import _start_targets
+
+    app = _FakeApp()
+    assert _start_targets(app, targets) == 0
+    assert app.ran == targets
+    err = capsys.readouterr().err
+    assert re.findall(r"no script named '([^']+)'", err) == warned

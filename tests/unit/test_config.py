@@ -134,6 +134,17 @@ def test_restart_policies_error_rules_and_alias(tree: tuple[Path, Path, Path]) -
     assert keys == {"restart.bad": 5, "error_rules[1]": 11, "error_rules[4]": 18}
 
 
+def test_a_restart_table_without_mode_restarts_on_failure_with_the_class_defaults(
+    tree: tuple[Path, Path, Path],
+) -> None:
+    home, _, project = tree
+    write(project, "[restart.dev]\nbackoff_initial = 2\n")
+    settings = load_config(project, home=home, env={}).restart_for("dev")
+    assert settings == RestartSettings(mode="on-failure", backoff_initial=2.0)
+    assert settings is not None
+    assert type(settings.backoff_initial) is float
+
+
 def test_missing_project_directory_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(BrummerError) as info:
         load_config(tmp_path / "nope", home=tmp_path, env={})
