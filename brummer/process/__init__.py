@@ -27,6 +27,7 @@ from brummer.process.model import (
     Process as Process,
     ProcessInfo as ProcessInfo,
     ProcessStatus as ProcessStatus,
+    ProcessView as ProcessView,
     RestartPolicy as RestartPolicy,
 )
 from brummer.process.scripts import (
@@ -51,6 +52,7 @@ __all__ = [
     "ProcessInfo",
     "ProcessManager",
     "ProcessStatus",
+    "ProcessView",
     "RestartPolicy",
     "Script",
     "clean_orphans",

@@ -20,7 +20,7 @@ from brummer.errors import BrummerError, ErrorCode
 if TYPE_CHECKING:
     from brummer.process.child import Child
 
-__all__ = ["Process", "ProcessInfo", "ProcessStatus", "RestartPolicy"]
+__all__ = ["Process", "ProcessInfo", "ProcessStatus", "ProcessView", "RestartPolicy"]
 
 
 def _now() -> datetime:
@@ -166,22 +166,17 @@ class _Spec:
 
 
 @contract(ThreadSafety.TS)
-class Process:
-    """A live handle on one started process; every read is atomic.
+class ProcessView:
+    """The read side of a process handle: every field of its :class:`ProcessInfo`, and waiting.
 
-    Thread safety: TS. Reads return the current value; :meth:`snapshot` returns all of
-    them at once, consistently.
+    Thread safety: TS. Reads are atomic (one frozen ``ProcessInfo`` swapped whole by the
+    owner); :meth:`snapshot` returns all fields at once, consistently. Shared by
+    :class:`Process` and the test double ``brummer.testing.MockProcess``.
     """
 
-    def __init__(self, info: ProcessInfo, spec: _Spec) -> None:
-        self._lock = threading.Lock()  # guards _info and _child; never held while calling out
+    def __init__(self, info: ProcessInfo) -> None:
         self._info = info
-        self._spec = spec
-        self._child: Child | None = None
-        self._spawned = threading.Event()  # the spawn attempt is over (either way)
-        self._done = threading.Event()  # the final status is recorded
-
-    # -- reads ---------------------------------------------------------------------------
+        self._done = threading.Event()  # set by the owner once the final status is recorded
 
     @property
     @contract(ThreadSafety.TS)
@@ -292,6 +287,22 @@ class Process:
         Thread safety: TS.
         """
         return self._info
+
+
+@contract(ThreadSafety.TS)
+class Process(ProcessView):
+    """A live handle on one started process; every read is atomic.
+
+    Thread safety: TS. Reads return the current value; :meth:`snapshot` returns all of
+    them at once, consistently.
+    """
+
+    def __init__(self, info: ProcessInfo, spec: _Spec) -> None:
+        super().__init__(info)
+        self._lock = threading.Lock()  # guards _info and _child; never held while calling out
+        self._spec = spec
+        self._child: Child | None = None
+        self._spawned = threading.Event()  # the spawn attempt is over (either way)
 
     def __repr__(self) -> str:
         info = self._info

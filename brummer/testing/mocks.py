@@ -32,6 +32,7 @@ from brummer.contracts import BLOCKING, Cleanup, ThreadSafety, check_timeout, co
 from brummer.errors import BrummerError, ErrorCode
 from brummer.events import Event, EventBusMetrics, EventType, SubscriptionID
 from brummer.process.manager import ProcessInfo, ProcessStatus, RestartPolicy
+from brummer.process.model import ProcessView
 from brummer.process.scripts import Script
 
 __all__ = ["MockEventBus", "MockProcess", "MockProcessManager"]
@@ -354,127 +355,19 @@ def _stopped(what: str) -> BrummerError:
 
 
 @contract(ThreadSafety.TS)
-class MockProcess:
+class MockProcess(ProcessView):
     """A process handle of :class:`MockProcessManager`; nothing runs.
 
-    Thread safety: TS. Reads are atomic (one frozen :class:`ProcessInfo` swapped whole).
+    Thread safety: TS. Reads are atomic (one frozen :class:`ProcessInfo` swapped whole); they
+    come from :class:`~brummer.process.ProcessView`, as those of the real ``Process`` do. Its
+    ``pid`` is always None: nothing runs.
     """
 
     def __init__(
         self, info: ProcessInfo, command: str, args: tuple[str, ...], script: str | None
     ) -> None:
-        self._info = info
+        super().__init__(info)
         self._launch = (info.name, command, args, info.cwd, script)
-        self._done = threading.Event()
-
-    @property
-    @contract(ThreadSafety.TS)
-    def id(self) -> str:
-        """The unique process id.
-
-        Thread safety: TS.
-        """
-        return self._info.id
-
-    @property
-    @contract(ThreadSafety.TS)
-    def name(self) -> str:
-        """The name it was started under.
-
-        Thread safety: TS.
-        """
-        return self._info.name
-
-    @property
-    @contract(ThreadSafety.TS)
-    def command(self) -> str:
-        """The command line it would run.
-
-        Thread safety: TS.
-        """
-        return self._info.command
-
-    @property
-    @contract(ThreadSafety.TS)
-    def cwd(self) -> str:
-        """The folder it would run in.
-
-        Thread safety: TS.
-        """
-        return self._info.cwd
-
-    @property
-    @contract(ThreadSafety.TS)
-    def pid(self) -> int | None:
-        """Always None: a mock process has no operating-system process to signal.
-
-        Thread safety: TS.
-        """
-        return None
-
-    @property
-    @contract(ThreadSafety.TS)
-    def status(self) -> ProcessStatus:
-        """The current status.
-
-        Thread safety: TS.
-        """
-        return self._info.status
-
-    @property
-    @contract(ThreadSafety.TS)
-    def exit_code(self) -> int | None:
-        """The exit code once finished (None while running or when stopped).
-
-        Thread safety: TS.
-        """
-        return self._info.exit_code
-
-    @property
-    @contract(ThreadSafety.TS)
-    def start_time(self) -> datetime:
-        """When it was started (UTC).
-
-        Thread safety: TS.
-        """
-        return self._info.start_time
-
-    @property
-    @contract(ThreadSafety.TS)
-    def end_time(self) -> datetime | None:
-        """When it ended (UTC), None while running.
-
-        Thread safety: TS.
-        """
-        return self._info.end_time
-
-    @contract(ThreadSafety.TS)
-    def is_running(self) -> bool:
-        """True until it has a final status.
-
-        Thread safety: TS.
-        """
-        return not self._info.status.finished
-
-    @contract(ThreadSafety.TS, timeout=BLOCKING)
-    def wait(self, timeout: float | None = None) -> ProcessStatus:
-        """Wait up to ``timeout`` for a final status; return the status then.
-
-        Thread safety: TS.
-
-        Raises:
-            BrummerError: INVALID_ARGUMENT for a bad timeout.
-        """
-        self._done.wait(check_timeout("process", timeout))
-        return self._info.status
-
-    @contract(ThreadSafety.TS)
-    def snapshot(self) -> ProcessInfo:
-        """All fields at once, as a frozen copy.
-
-        Thread safety: TS.
-        """
-        return self._info
 
     def _set(self, **changes: Any) -> ProcessInfo:
         self._info = attrs.evolve(self._info, **changes)
