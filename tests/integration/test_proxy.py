@@ -327,13 +327,26 @@ def test_upstream_reset_mid_response_breaks_only_that_response(
         raw.close()
 
 
-def test_upstream_that_is_not_http_is_a_502(proxy: ProxyServer) -> None:
-    raw = RawUpstream(b"SSH-2.0-OpenSSH\r\n", reset=False)
+@pytest.mark.parametrize(
+    ("reply", "named"),
+    [
+        pytest.param(b"SSH-2.0-OpenSSH\r\n", b"odd broke the connection", id="not-http"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nhello",
+            b"Content-Length",
+            id="conflicting-content-lengths",
+        ),
+    ],
+)
+def test_broken_upstream_reply_is_a_502_that_says_why(
+    proxy: ProxyServer, reply: bytes, named: bytes
+) -> None:
+    raw = RawUpstream(reply, reset=False)
     try:
         base = proxy.register_url(raw.url, "odd")
         status, _, body = get(base, "/")
         assert status == 502
-        assert b"odd broke the connection" in body
+        assert named in body
     finally:
         raw.close()
 
@@ -1043,19 +1056,6 @@ def test_upstream_with_content_length_and_chunked_is_framed_by_the_chunks(
             assert resp.getheader("Content-Length") in {None, "5"}
             assert resp.read() == b"hello"
         conn.close()
-    finally:
-        raw.close()
-
-
-def test_upstream_with_conflicting_content_lengths_is_a_502(proxy: ProxyServer) -> None:
-    raw = RawUpstream(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nhello", reset=False
-    )
-    try:
-        base = proxy.register_url(raw.url, "odd")
-        status, _, body = get(base, "/")
-        assert status == 502
-        assert b"Content-Length" in body
     finally:
         raw.close()
 
